@@ -1,0 +1,55 @@
+# The book's two commands are `make serve` and `make test`; everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NO_MKDOCS_2_WARNING := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+.PHONY: install serve build test test-code test-notebooks test-site test-portable notebooks bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+## Build the book and serve it on http://127.0.0.1:8000 (rebuilds on change).
+serve: install
+	$(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+## Build the static site into site/ (fails on any warning).
+build: install
+	$(BIN)/mkdocs build --strict
+
+## Everything: code and notebook-source tests, every notebook under nbval strict mode,
+## the site build, checks of the built site, and the browser tests.
+test: test-code test-notebooks test-site
+
+test-code: install
+	$(BIN)/python -m pytest tests/unit tests/docs
+
+test-notebooks: install
+	$(NBVAL) docs
+
+test-site: build
+	$(BIN)/python -m pytest tests/site
+
+## The notebooks again with PyTorch's portable kernels (no AVX2/AVX-512), as on older CPUs.
+test-portable: install
+	ATEN_CPU_CAPABILITY=default $(NBVAL) docs
+
+## Regenerate and re-execute notebooks from notebooks/*.md (all, or NB="name ...").
+notebooks: install
+	$(BIN)/python tools/notebooks.py $(NB)
+
+clean:
+	rm -rf site .pytest_cache
