@@ -11,7 +11,9 @@ site by ``tests/site``:
    nbconvert percent-encodes non-ASCII ids, while the table of contents uses another
    slugify. Both are routed through the one slugify the Markdown pages use
    (``pymdownx.slugs.slugify(case="lower")``), so ids and TOC links agree.
-3. MathJax is copied from the pinned ``django-static-mathjax`` wheel into the built site,
+3. The glossary pages get their table from ``glossary/*.yml`` (``tools/glossary.py``), so
+   the term pairs are written once for both languages.
+4. MathJax is copied from the pinned ``django-static-mathjax`` wheel into the built site,
    so math renders with no request to another host, and nbconvert's MathJax 2 loader (with
    an empty URL) is removed from notebook pages.
 """
@@ -20,11 +22,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from markdown.extensions.toc import TocExtension
 from mkdocs.structure.files import File
 from pymdownx.slugs import slugify as _make_slugify
+
+# MkDocs restores sys.path after loading this module, so import the project's tools now.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools.glossary import MARKER, load_terms, render_table  # noqa: E402
 
 SLUGIFY = _make_slugify(case="lower")
 
@@ -97,7 +104,17 @@ def on_config(config):  # type: ignore[no-untyped-def]
     return config
 
 
-# -- 3. MathJax served by the site itself ---------------------------------------------------
+# -- 3. the glossary table, from glossary/*.yml ------------------------------------------------
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:  # type: ignore[no-untyped-def]
+    if MARKER not in markdown:
+        return markdown
+    language = page.file.src_uri.split("/", 1)[0]
+    return markdown.replace(MARKER, render_table(load_terms(), language))
+
+
+# -- 4. MathJax served by the site itself ---------------------------------------------------
 
 # nbconvert's template adds a MathJax 2 loader with an empty URL (an empty <script src="">
 # re-requests the page) and a MathJax 2 configuration; the site's own MathJax 3 typesets

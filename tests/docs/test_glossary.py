@@ -1,8 +1,7 @@
 """The glossary fixes each term's translation; the Chinese pages must follow it.
 
 A Chinese page introduces a term as 中文（English）. Every such introduction must use a pair
-listed in the glossary, and a page introduces each term at most once. The English and
-Chinese glossaries must list the same pairs.
+from ``glossary/*.yml`` (English form or alias), and a page introduces each term at most once.
 """
 
 from __future__ import annotations
@@ -13,27 +12,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.paths import DOCS, markdown_pages, notebooks
+from tests.paths import DOCS, LANGUAGES, markdown_pages, notebooks
+from tools.glossary import MARKER, Term, load_terms, render_table, source_page
 
 # 中文（English, optional more）: a CJK run, then full-width parentheses whose first part is
 # an English term (letters, spaces, hyphens, dots and slashes only).
 INTRO = re.compile(r"([\u4e00-\u9fff]+)（([A-Za-z][A-Za-z .\-/]*?)(?:[，,][^）]*)?）")
 
 
-def glossary(language: str) -> dict[str, str]:
-    """Map each English alternative (lower-case) to its Chinese term."""
-    text = (DOCS / language / "glossary.md").read_text(encoding="utf-8")
-    pairs: dict[str, str] = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 3 or set(cells[0]) <= {"-", " "} or cells[0] in ("English", "中文"):
-            continue
-        english, chinese = (cells[0], cells[1]) if language == "en" else (cells[1], cells[0])
-        for alternative in english.split(" / "):
-            key = alternative.strip().lower()
-            assert key not in pairs, f"{language} glossary lists '{alternative}' twice"
-            pairs[key] = chinese
-    return pairs
+def by_english() -> dict[str, Term]:
+    return {form.lower(): term for term in load_terms() for form in term.english_forms()}
 
 
 def chinese_texts() -> list[tuple[str, str]]:
@@ -45,25 +33,45 @@ def chinese_texts() -> list[tuple[str, str]]:
     return [(name, text) for name, text in texts if not name.endswith("glossary.md")]
 
 
-def test_both_glossaries_list_the_same_pairs() -> None:
-    assert glossary("en") == glossary("zh")
-    assert len(glossary("en")) >= 10
+def test_glossary_loads_and_each_file_belongs_to_a_page() -> None:
+    terms = load_terms()
+    assert len(terms) >= 10
+    for term in terms:
+        for language in LANGUAGES:
+            page = DOCS / language / source_page(term.source)
+            assert page.exists(), f"glossary/{term.source}.yml belongs to no page {page}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_glossary_pages_render_the_table(language: str) -> None:
+    text = (DOCS / language / "glossary.md").read_text(encoding="utf-8")
+    assert MARKER in text
+    table = render_table(load_terms(), language)
+    assert table.count("\n") == len(load_terms()) + 1
+    assert ("| 因果注意力 | causal attention |" in table) == (language == "zh")
 
 
 @pytest.mark.parametrize(("name", "text"), chinese_texts(), ids=[n for n, _ in chinese_texts()])
 def test_chinese_pages_introduce_terms_as_the_glossary_fixes(name: str, text: str) -> None:
-    terms = glossary("zh")
+    terms = by_english()
     seen: set[str] = set()
     for match in INTRO.finditer(text):
         run, english = match.group(1), match.group(2).strip().lower()
-        assert english in terms, f"{name}: '{match.group(0)}' introduces a term missing from the glossary"
-        assert run.endswith(terms[english]), (
-            f"{name}: '{match.group(0)}' but the glossary translates '{english}' as '{terms[english]}'"
-        )
-        assert english not in seen, f"{name}: '{english}' is introduced more than once"
-        seen.add(english)
+        assert english in terms, f"{name}: '{match.group(0)}' introduces a term missing from glossary/*.yml"
+        zh = terms[english].zh
+        assert run.endswith(zh), f"{name}: '{match.group(0)}' but the glossary translates '{english}' as '{zh}'"
+        assert terms[english].en not in seen, f"{name}: '{english}' is introduced more than once"
+        seen.add(terms[english].en)
 
 
 def test_intro_pattern() -> None:
-    found = [(m.group(1), m.group(2)) for m in INTRO.finditer("先做层归一化（LayerNorm）再用前馈网络（feed-forward network，MLP）。（Radford 等，2019）")]
+    text = "先做层归一化（LayerNorm）再用前馈网络（feed-forward network，MLP）。（Radford 等，2019）"
+    found = [(m.group(1), m.group(2)) for m in INTRO.finditer(text)]
     assert found == [("先做层归一化", "LayerNorm"), ("再用前馈网络", "feed-forward network")]
+
+
+def test_load_terms_rejects_repeats(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("- en: token\n  zh: 词元\n", encoding="utf-8")
+    (tmp_path / "b.yml").write_text("- en: Token\n  zh: 标记\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="in both"):
+        load_terms(tmp_path)
