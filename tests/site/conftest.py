@@ -71,7 +71,7 @@ def server(site: Path) -> Iterator[str]:
 def chromium_path() -> str | None:
     configured = os.environ.get("CHROMIUM")
     if configured:
-        return configured
+        return configured if os.access(configured, os.X_OK) else None
     for candidate in CHROMIUM_CANDIDATES:
         if os.path.exists(candidate):
             return candidate
