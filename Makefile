@@ -51,5 +51,11 @@ test-portable: install
 notebooks: install
 	$(BIN)/python tools/notebooks.py $(NB)
 
+## Re-measure the benchmarks the chapters quote (about 15 min; run on an otherwise idle machine),
+## then rebuild the chapters that print them: make notebooks NB="04-kv-cache 05-bpe".
+bench: install
+	$(BIN)/python benchmarks/bpe.py
+	$(BIN)/python benchmarks/kv_cache.py
+
 clean:
 	rm -rf site .pytest_cache

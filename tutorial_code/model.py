@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # chapter 4's caches; imported for type hints only (no import cycle)
+    from tutorial_code.kv_cache import KVCache, LayerKVCache
 
 __all__ = [
     "GPT2_SMALL_CONFIG",
@@ -132,17 +136,23 @@ class MultiHeadAttention(nn.Module):
         mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(B, T, d_in)`` -> ``(B, T, d_out)``."""
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+        """``x``: ``(B, T, d_in)`` -> ``(B, T, d_out)``.
+
+        ``cache`` (chapter 4) holds this layer's keys and values of earlier tokens.
+        """
         b, t, _ = x.shape
         # (B, T, C) -> (B, H, T, D)
         queries = self.W_query(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
         keys = self.W_key(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
         values = self.W_value(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+        mask = self.mask[:t, :t]  # (T, T), True where a query must not see a key
+        if cache is not None:  # chapter 4: S = cached + T keys and values, mask (T, S)
+            keys, values, mask = cache.update(keys, values)
 
-        # Q K^T / sqrt(D): (B, H, T, T)
+        # Q K^T / sqrt(D): (B, H, T, S), where S = T without a cache
         scores = queries @ keys.transpose(2, 3) / math.sqrt(self.head_dim)
-        scores = scores.masked_fill(self.mask[:t, :t], float("-inf"))
+        scores = scores.masked_fill(mask, float("-inf"))
         weights = self.dropout(torch.softmax(scores, dim=-1))
 
         # softmax(...) V: (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
@@ -172,7 +182,7 @@ class FeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
 
-    ``x``: ``(B, T, C)`` -> ``(B, T, C)``.
+    ``x``: ``(B, T, C)`` -> ``(B, T, C)``; ``cache`` is passed on to the attention.
     """
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -190,8 +200,8 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.emb_dim)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x), cache))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
 
@@ -219,17 +229,24 @@ class GPTModel(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.emb_dim)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
 
-    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
-        """``in_idx``: ``(B, T)`` int64 token ids -> logits ``(B, T, V)``."""
+    def forward(self, in_idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """``in_idx``: ``(B, T)`` int64 token ids -> logits ``(B, T, V)``.
+
+        With ``kv_cache`` (chapter 4), ``in_idx`` holds only the new tokens; they are
+        placed after the cached ones and attend to them too.
+        """
         _check_token_ids(
             in_idx, vocab_size=self.cfg.vocab_size, max_len=self.cfg.context_length, name="in_idx"
         )
         t = in_idx.shape[1]
-        positions = torch.arange(t, device=in_idx.device)
+        if kv_cache is None:
+            positions = torch.arange(t, device=in_idx.device)
+        else:  # chapter 4: continue counting after the cached tokens
+            positions = kv_cache.positions(t, device=in_idx.device)
         x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (B, T, C)
         x = self.drop_emb(x)
-        for block in self.trf_blocks:
-            x = block(x)
+        for i, block in enumerate(self.trf_blocks):
+            x = block(x, None if kv_cache is None else kv_cache.layers[i])
         return self.out_head(self.final_norm(x))
 
 
@@ -318,6 +335,26 @@ def generate(
         ``context_length`` tokens are fed to the model.
     """
     cfg = model.cfg
+    _check_generation_args(model, idx, max_new_tokens, temperature=temperature, top_k=top_k)
+    for _ in range(max_new_tokens):
+        logits = model(idx[:, -cfg.context_length :])[:, -1, :]  # (B, V)
+        next_id = _next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
+        idx = torch.cat([idx, next_id], dim=1)
+        if eos_id is not None and bool((next_id == eos_id).all()):
+            break
+    return idx
+
+
+def _check_generation_args(
+    model: GPTModel,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float,
+    top_k: int | None,
+) -> None:
+    """The argument checks shared by :func:`generate` and chapter 4's cached generation."""
+    cfg = model.cfg
     _check_token_ids(idx, vocab_size=cfg.vocab_size, max_len=None, name="idx")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -326,18 +363,20 @@ def generate(
     if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k <= cfg.vocab_size):
         raise ValueError(f"top_k must be None or an int in [1, {cfg.vocab_size}], got {top_k!r}")
 
-    for _ in range(max_new_tokens):
-        logits = model(idx[:, -cfg.context_length :])[:, -1, :]  # (B, V)
-        if temperature == 0.0:
-            next_id = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-        else:
-            logits = logits / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits, dim=-1)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)
-        idx = torch.cat([idx, next_id], dim=1)
-        if eos_id is not None and bool((next_id == eos_id).all()):
-            break
-    return idx
+
+def _next_token(
+    logits: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Pick the next ids ``(B, 1)`` from last-position logits ``(B, V)``: greedy or sampled."""
+    if temperature == 0.0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
