@@ -89,12 +89,29 @@ def _patch_mkdocs_jupyter_slugs() -> None:
         return ElementTree.tostring(element).decode("utf-8")
 
     def markdown_toc(markdown_source: str, toc_depth: int):  # type: ignore[no-untyped-def]
-        md = markdown.Markdown(extensions=[TocExtension(toc_depth=toc_depth, slugify=SLUGIFY)])
+        md = markdown.Markdown(
+            extensions=["fenced_code", TocExtension(toc_depth=toc_depth, slugify=SLUGIFY)]
+        )
         md.convert(markdown_source)
         return md.toc_tokens
 
+    def nb_toc_tokens(fpath: str, toc_depth: int):  # type: ignore[no-untyped-def]
+        # mkdocs-jupyter builds the TOC from nbconvert's Markdown after deleting every
+        # inline code span, so "Clip after `backward()`" got a TOC link without "backward"
+        # while the heading id kept it. Read the Markdown cells as written instead.
+        import nbformat
+
+        notebook = nbformat.read(fpath, as_version=4)
+        source = "\n\n".join(
+            cell.source for cell in notebook.cells if cell.cell_type == "markdown"
+        )
+        tokens = markdown_toc(source, toc_depth)
+        title = next((t["name"] for t in tokens if t["level"] == 1), None)
+        return tokens, title
+
     IPythonRenderer.heading = heading
     nb_plugin._get_markdown_toc = markdown_toc
+    nb_plugin._get_nb_toc_tokens = nb_toc_tokens
     nb_plugin._book_slugs_patched = True
 
 
