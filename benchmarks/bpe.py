@@ -8,7 +8,8 @@ Set-up (issue 4): 1,000,000 characters (= bytes, ASCII) of ``english_text(1_000_
   it takes minutes) and against Hugging Face ``tokenizers``' ``BpeTrainer`` with the
   ``ByteLevel`` pre-tokenizer (GPT-2's pattern), fed the text line by line, its usual input.
   The fast and naive merges must be identical; the script checks it, and also reports how
-  many of the Hugging Face merges equal ours (it breaks ties by another rule).
+  many of the Hugging Face merges equal ours (it also merges the smallest pair among equal
+  counts, but of its own ids, whose byte order differs from ours).
 * **Encoding.** ``ByteBPETokenizer.from_tiktoken("gpt2").encode(text)``, starting from an
   empty chunk cache every time, against ``tiktoken.get_encoding("gpt2").encode_ordinary``.
   The ids must be identical.

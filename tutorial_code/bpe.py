@@ -42,6 +42,7 @@ __all__ = [
     "GPT2_PATTERN",
     "ByteBPETokenizer",
     "WordBPE",
+    "longest_match_pieces",
     "pretokenize",
     "train_bpe",
 ]
@@ -439,6 +440,25 @@ class ByteBPETokenizer:
 
 
 _Merges = list[tuple[int, int]]
+
+
+def longest_match_pieces(tokenizer: ByteBPETokenizer, data: bytes) -> list[bytes]:
+    """Split ``data`` by greedy longest-prefix matching against ``tokenizer``'s vocabulary.
+
+    This is *not* how BPE encodes (a pitfall of chapter 5): BPE applies merges in rank
+    order, which can give other pieces, e.g. GPT-2 encodes b" gentleness" as
+    [b" gent", b"leness"], while longest match gives [b" gentle", b"ness"]. Every single
+    byte is in the vocabulary, so the split always exists. O(len(data)^2) lookups.
+    """
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    vocab = {tokenizer.decode_single_token_bytes(i) for i in range(tokenizer.n_vocab)}
+    pieces, i = [], 0
+    while i < len(data):
+        length = max(n for n in range(1, len(data) - i + 1) if data[i : i + n] in vocab)
+        pieces.append(data[i : i + length])
+        i += length
+    return pieces
 
 
 def _train_naive(chunks: Sequence[bytes], num_merges: int) -> tuple[_Merges, list[int]]:

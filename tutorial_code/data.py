@@ -661,11 +661,11 @@ def english_text(n_chars: int, *, seed: int = 0) -> str:
     narrative and expository clauses, dialogue in quotes, contractions ("don't", "it's"),
     possessives, lists, questions, dates, times, prices, percentages and numbers with
     thousands separators. Content words come from hand-made lists with Zipf-like
-    frequencies (probability proportional to 1/rank) and are inflected and derived by rule
-    (plurals, -s, -ed, -ing, -ness, -ly, un-); invented surnames and town names give the long
-    tail of rare words that real text has. Word frequencies and shared suffixes therefore
-    resemble real English enough for BPE to learn meaningful merges, although the sentences
-    make little sense. The text is cut at exactly ``n_chars`` (possibly mid-word). The same
+    frequencies (probability proportional to 1 / rank**s, s from 0.7 to 1.0) and are inflected
+    and derived by rule (plurals, -s, -ed, -ing, -ness, -ly, un-); invented surnames and town
+    names give the long tail of rare words that real text has. Word frequencies and shared
+    suffixes therefore resemble real English enough for BPE to learn meaningful merges,
+    although the sentences make little sense. The text is cut at exactly ``n_chars`` (possibly mid-word). The same
     ``(n_chars, seed)`` always gives the same text.
     """
     if isinstance(n_chars, bool) or not isinstance(n_chars, int) or n_chars < 1:

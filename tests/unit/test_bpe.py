@@ -22,7 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tutorial_code import bpe
-from tutorial_code.bpe import GPT2_PATTERN, ByteBPETokenizer, WordBPE, pretokenize, train_bpe
+from tutorial_code.bpe import (
+    GPT2_PATTERN,
+    ByteBPETokenizer,
+    WordBPE,
+    longest_match_pieces,
+    pretokenize,
+    train_bpe,
+)
 from tutorial_code.data import chinese_text, english_text, tiny_stories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,22 +251,12 @@ def test_decoding_token_by_token_breaks_characters(gpt2: ByteBPETokenizer) -> No
 
 def test_bpe_is_not_longest_match(gpt2: ByteBPETokenizer) -> None:
     """Pitfall: encoding by merge rank is not greedy longest-prefix matching."""
-    vocab = {gpt2.decode_single_token_bytes(i): i for i in range(gpt2.n_vocab)}
-
-    def longest_match(data: bytes) -> list[bytes]:
-        out, i = [], 0
-        while i < len(data):
-            length = max(n for n in range(1, len(data) - i + 1) if data[i : i + n] in vocab)
-            out.append(data[i : i + length])
-            i += length
-        return out
-
     for word, bpe_pieces, greedy_pieces in [
         (" gentleness", [b" gent", b"leness"], [b" gentle", b"ness"]),
         (" 639", [b" 6", b"39"], [b" 63", b"9"]),
     ]:
         assert [gpt2.decode_single_token_bytes(i) for i in gpt2.encode(word)] == bpe_pieces
-        assert longest_match(word.encode()) == greedy_pieces
+        assert longest_match_pieces(gpt2, word.encode()) == greedy_pieces
 
 
 def test_lone_surrogates_become_replacement_characters(gpt2, tiktoken_gpt2) -> None:
@@ -432,3 +429,8 @@ def test_stored_benchmark_meets_the_bars() -> None:
     assert result["ratios"]["ours_over_tiktoken_encode"] <= 4
     assert result["encoding"]["ids_identical"]
     assert {"cpu", "cores", "python", "torch", "tiktoken", "tokenizers"} <= result["machine"].keys()
+
+
+def test_longest_match_pieces_rejects_text(gpt2: ByteBPETokenizer) -> None:
+    with pytest.raises(TypeError, match="data must be bytes"):
+        longest_match_pieces(gpt2, " gentleness")  # type: ignore[arg-type]
