@@ -4,8 +4,8 @@ In causal self-attention the key and value of a token depend only on that token 
 tokens before it, so they do not change when later tokens are appended. Generation
 without a cache recomputes them for the whole prefix at every step; a KV cache stores
 them once per layer and feeds the model only the newest token (Pope et al., 2022,
-"Efficiently Scaling Transformer Inference", analyse its costs; the idea goes back to the
-incremental decoding of the original Transformer, Vaswani et al., 2017).
+"Efficiently Scaling Transformer Inference", analyse its costs; incremental decoding with
+cached keys and values is written out in Shazeer, 2019, "Fast Transformer Decoding").
 
 Two caches with the same interface:
 
@@ -320,8 +320,8 @@ class ConcatKVCache(KVCache):
 class PreallocatedKVCache(KVCache):
     """A KV cache with ``max_cache_len`` slots per layer allocated up front.
 
-    Memory is fixed at ``2 L B H W D`` values from the start; a decode step allocates nothing
-    in the cache (not even its mask).
+    Memory is fixed at ``2 L B H W D`` values from the start; during a decode step the layer
+    caches allocate no new storage (not even the mask); only the position ids are new.
 
     Args:
         cfg: the model's configuration.
