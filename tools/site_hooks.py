@@ -86,7 +86,7 @@ def _patch_mkdocs_jupyter_slugs() -> None:
         anchor = Element("a", {"class": "anchor-link", "href": "#" + slug})
         anchor.text = "¶"
         element.append(anchor)
-        return ElementTree.tostring(element).decode("utf-8")
+        return ElementTree.tostring(element, encoding="unicode")
 
     def markdown_toc(markdown_source: str, toc_depth: int):  # type: ignore[no-untyped-def]
         md = markdown.Markdown(
