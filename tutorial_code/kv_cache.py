@@ -57,7 +57,13 @@ from typing import Literal
 
 import torch
 
-from tutorial_code.model import GPTConfig, GPTModel, _check_generation_args, _next_token
+from tutorial_code.model import (
+    GPTConfig,
+    GPTModel,
+    _after_eos,
+    _check_generation_args,
+    _next_token,
+)
 
 __all__ = [
     "PUBLISHED_SHAPES",
@@ -421,9 +427,9 @@ def generate_cached(
     Returns:
         ``(B, T0 + n)`` ids, the prompt followed by ``n <= max_new_tokens`` new tokens.
     """
-    if not isinstance(model, GPTModel):
-        raise TypeError(f"model must be a GPTModel, got {type(model).__name__}")
-    _check_generation_args(model, idx, max_new_tokens, temperature=temperature, top_k=top_k)
+    _check_generation_args(
+        model, idx, max_new_tokens, temperature=temperature, top_k=top_k, eos_id=eos_id
+    )
     cfg = model.cfg
     if isinstance(kv_cache, str) and kv_cache == "concat":
         kv_cache = ConcatKVCache(cfg)
@@ -467,10 +473,12 @@ def generate_cached(
     for i in range(first + 1, prompt.shape[1] + 1):  # ... the rest of a longer prompt one by one
         logits = feed_last(prompt[:, :i])
     # Decode: feed only the newest token; its keys and values join the cache.
+    finished = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)
     for step in range(max_new_tokens):
         next_id = _next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
+        next_id, finished = _after_eos(next_id, finished, eos_id)
         idx = torch.cat([idx, next_id], dim=1)
-        if eos_id is not None and bool((next_id == eos_id).all()):
+        if bool(finished.all()):
             break
         if step + 1 < max_new_tokens:  # the last token's logits would never be used
             logits = feed_last(idx)

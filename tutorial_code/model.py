@@ -141,6 +141,11 @@ class MultiHeadAttention(nn.Module):
 
         ``cache`` (chapter 4) holds this layer's keys and values of earlier tokens.
         """
+        if x.dim() != 3 or x.shape[1] > self.mask.shape[0]:
+            raise ValueError(
+                f"x must be (B, T, d_in) with T <= context_length={self.mask.shape[0]}, "
+                f"got shape {tuple(x.shape)}"
+            )
         b, t, _ = x.shape
         # (B, T, C) -> (B, H, T, D)
         queries = self.W_query(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
@@ -326,7 +331,8 @@ def generate(
         temperature: ``0.0`` picks the most likely token (greedy decoding); a positive
             value samples from ``softmax(logits / temperature)``.
         top_k: with sampling, keep only the ``top_k`` most likely tokens.
-        eos_id: stop early once every row has produced this id.
+        eos_id: stop early once every row has produced this id; a row that produced it
+            before the others is padded with it from then on.
         generator: a ``torch.Generator`` that makes sampling reproducible.
 
     Returns:
@@ -334,15 +340,32 @@ def generate(
         When the sequence grows past ``context_length`` only its last
         ``context_length`` tokens are fed to the model.
     """
+    _check_generation_args(
+        model, idx, max_new_tokens, temperature=temperature, top_k=top_k, eos_id=eos_id
+    )
     cfg = model.cfg
-    _check_generation_args(model, idx, max_new_tokens, temperature=temperature, top_k=top_k)
+    finished = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
         logits = model(idx[:, -cfg.context_length :])[:, -1, :]  # (B, V)
         next_id = _next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
+        next_id, finished = _after_eos(next_id, finished, eos_id)
         idx = torch.cat([idx, next_id], dim=1)
-        if eos_id is not None and bool((next_id == eos_id).all()):
+        if bool(finished.all()):
             break
     return idx
+
+
+def _after_eos(
+    next_id: torch.Tensor, finished: torch.Tensor, eos_id: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad rows that already produced ``eos_id`` with it; mark the rows that produce it now.
+
+    ``next_id`` and ``finished`` are ``(B, 1)``; with ``eos_id=None`` no row ever finishes.
+    """
+    if eos_id is None:
+        return next_id, finished
+    next_id = torch.where(finished, torch.full_like(next_id, eos_id), next_id)
+    return next_id, finished | (next_id == eos_id)
 
 
 def _check_generation_args(
@@ -352,8 +375,11 @@ def _check_generation_args(
     *,
     temperature: float,
     top_k: int | None,
+    eos_id: int | None = None,
 ) -> None:
     """The argument checks shared by :func:`generate` and chapter 4's cached generation."""
+    if not isinstance(model, GPTModel):
+        raise TypeError(f"model must be a GPTModel, got {type(model).__name__}")
     cfg = model.cfg
     _check_token_ids(idx, vocab_size=cfg.vocab_size, max_len=None, name="idx")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
@@ -362,6 +388,10 @@ def _check_generation_args(
         raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature!r}")
     if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k <= cfg.vocab_size):
         raise ValueError(f"top_k must be None or an int in [1, {cfg.vocab_size}], got {top_k!r}")
+    if eos_id is not None and (
+        isinstance(eos_id, bool) or not isinstance(eos_id, int) or not 0 <= eos_id < cfg.vocab_size
+    ):
+        raise ValueError(f"eos_id must be None or an int in [0, {cfg.vocab_size}), got {eos_id!r}")
 
 
 def _next_token(

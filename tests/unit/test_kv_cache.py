@@ -150,6 +150,19 @@ def test_eos_stops_like_uncached(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_eos_in_a_batch_like_uncached(kind: str) -> None:
+    """Rows that finish at different steps: padded and stopped exactly as ``generate`` does."""
+    model = make_model(seed=5)
+    prompts = prompt_ids(SMALL, 3, 4, seed=5)
+    full = generate(model, prompts, 10)
+    eos = int(full[0, 6])  # row 0's third token; the other rows finish elsewhere or not at all
+    a = generate(model, prompts, 10, eos_id=eos)
+    b = generate_cached(model, prompts, 10, kv_cache=kind, eos_id=eos)
+    assert torch.equal(a, b)
+    assert bool((b[0, 6:] == eos).all())
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_batched_prompts_equal_one_prompt_at_a_time(kind: str) -> None:
     model = make_model(seed=6)
     prompts = prompt_ids(SMALL, 4, 5, seed=6)

@@ -203,3 +203,32 @@ def test_bad_generation_arguments_raise() -> None:
         generate(model, prompt, 1, temperature=-0.5)
     with pytest.raises(ValueError, match="top_k"):
         generate(model, prompt, 1, temperature=1.0, top_k=51)
+
+
+def test_eos_waits_for_every_row_and_pads_finished_rows() -> None:
+    """Rows reaching ``eos_id`` at different steps: generation runs until the last one does."""
+    model = make_model(seed=3)
+    prompts = torch.tensor([[1, 2, 3], [7, 8, 9]])
+    full = generate(model, prompts, 12)[:, 3:]
+    # an id that both rows produce, first at different steps
+    firsts = {}
+    for t in set(full[0].tolist()) & set(full[1].tolist()):
+        a, b = (row.tolist().index(t) for row in full)
+        if a != b:
+            firsts[t] = (a, b)
+    assert firsts, "no suitable eos id in this stream; change the seed"
+    eos, (a, b) = min(firsts.items())
+    early, late = (0, 1) if a < b else (1, 0)
+    out = generate(model, prompts, 12, eos_id=eos)[:, 3:]
+    assert out.shape[1] == max(a, b) + 1
+    assert torch.equal(out[late], full[late, : max(a, b) + 1])
+    assert torch.equal(out[early, : min(a, b) + 1], full[early, : min(a, b) + 1])
+    assert bool((out[early, min(a, b) :] == eos).all())
+
+
+def test_generate_rejects_a_bad_eos_id_and_a_model_that_is_not_a_gpt() -> None:
+    model = make_model()
+    with pytest.raises(ValueError, match="eos_id must be None or an int in"):
+        generate(model, torch.tensor([[1]]), 2, eos_id=SMALL.vocab_size)
+    with pytest.raises(TypeError, match="model must be a GPTModel, got Linear"):
+        generate(torch.nn.Linear(2, 2), torch.tensor([[1]]), 2)  # type: ignore[arg-type]
