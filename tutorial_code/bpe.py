@@ -100,7 +100,8 @@ def _without_surrogates(text: str) -> str:
 def pretokenize(text: str, *, pattern: str = GPT2_PATTERN) -> list[str]:
     """Split ``text`` into the chunks that BPE works inside (GPT-2: ``GPT2_PATTERN``).
 
-    The chunks concatenate back to ``text``: every character matches one alternative.
+    With ``GPT2_PATTERN`` the chunks concatenate back to ``text`` (every character matches
+    one alternative); a custom ``pattern`` that skips characters drops them.
     """
     return _split(_check_text(text), pattern)
 
@@ -138,14 +139,18 @@ class WordBPE:
 
     Args:
         merges: merges learned earlier, in order (e.g. ``other.merges[:k]``).
+        alphabet: the single symbols of the training words (``other.alphabet``); needed
+            only for :attr:`vocab`, and set by :meth:`train`.
     """
 
     END_OF_WORD = "</w>"
 
-    def __init__(self, merges: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, merges: Sequence[tuple[str, str]] = (), *, alphabet: Iterable[str] = ()
+    ) -> None:
         self.merges: list[tuple[str, str]] = [tuple(m) for m in merges]  # type: ignore[misc]
         self.merge_counts: list[int] = []
-        self.alphabet: set[str] = set()
+        self.alphabet: set[str] = set(alphabet)
 
     @classmethod
     def split_words(cls, words: Iterable[str]) -> Counter[tuple[str, ...]]:
@@ -206,6 +211,10 @@ class WordBPE:
     @property
     def vocab(self) -> set[str]:
         """The symbols training can produce: the alphabet plus one symbol per merge."""
+        if not self.alphabet:
+            raise RuntimeError(
+                "vocab needs the alphabet: call train(), or pass alphabet= to WordBPE(...)"
+            )
         return self.alphabet | {a + b for a, b in self.merges}
 
     def encode(self, text: str) -> list[str]:

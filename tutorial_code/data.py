@@ -114,10 +114,18 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        """Text of a 1-D sequence of ids (a list, or a tensor of shape ``(T,)``)."""
         if isinstance(ids, torch.Tensor):
+            if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
+                raise ValueError(
+                    f"ids must be a 1-D integer tensor (decode one row: ids[0]), got "
+                    f"dtype {ids.dtype} and shape {tuple(ids.shape)}"
+                )
             ids = ids.tolist()
         out = []
         for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"ids must hold ints, got {type(i).__name__} {i!r}")
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"id {i} is outside the vocabulary [0, {self.vocab_size})")
             out.append(self.chars[i])
@@ -143,12 +151,16 @@ def random_batch(
         ``(inputs, targets)``, both ``(B, T)``, with ``targets[:, t] == inputs[:, t + 1]``
         inside a window (the targets are the inputs shifted left by one token).
     """
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(
+            f"ids must be a 1-D int64 or int32 tensor, got "
+            f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}"
+        )
     if ids.dim() != 1:
         raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
-    if batch_size < 1 or context_length < 1:
-        raise ValueError(
-            f"batch_size and context_length must be >= 1, got {batch_size} and {context_length}"
-        )
+    for name, value in (("batch_size", batch_size), ("context_length", context_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     if ids.numel() < context_length + 1:
         raise ValueError(
             f"ids has {ids.numel()} tokens; need at least context_length + 1 = "
@@ -431,8 +443,6 @@ def _en_ness(adjective: str) -> str:
 def _en_ly(adjective: str) -> str:
     if adjective.endswith("le"):
         return adjective[:-1] + "y"
-    if adjective == "friendly":
-        return "in a friendly way"
     return _en_stem_y(adjective) + "ly"
 
 
@@ -673,7 +683,7 @@ def english_text(n_chars: int, *, seed: int = 0) -> str:
     rng = random.Random(seed)
     grammar = _english_grammar()
     parts: list[str] = []
-    length = 0
+    length = -2  # the join puts one "\n\n" between paragraphs, none after the last
     while length < n_chars:
         paragraph = grammar.paragraph(rng)
         parts.append(paragraph)
@@ -833,7 +843,7 @@ def chinese_text(n_chars: int, *, seed: int = 0) -> str:
     rng = random.Random(seed)
     grammar = _chinese_grammar()
     parts: list[str] = []
-    length = 0
+    length = -1  # the join puts one "\n" between paragraphs, none after the last
     while length < n_chars:
         paragraph = grammar.paragraph(rng)
         parts.append(paragraph)

@@ -9,8 +9,8 @@ one formula, plus the training step that uses them in the right order:
   Hutter, 2017, SGDR, eq. 5, one cycle without restarts).
   :func:`warmup_cosine_scheduler` wraps it in a ``torch.optim.lr_scheduler.LambdaLR``.
 * :func:`clip_grad_norm_` rescales all gradients together when their global norm exceeds
-  ``max_norm`` (Pascanu et al., 2013, algorithm 1), with the same arguments, result and
-  arithmetic as ``torch.nn.utils.clip_grad_norm_``. :func:`global_grad_norm`,
+  ``max_norm`` (Pascanu et al., 2013, algorithm 1), with the same arguments (all but
+  ``foreach``), result and arithmetic as ``torch.nn.utils.clip_grad_norm_``. :func:`global_grad_norm`,
   :func:`grad_norms` and :func:`largest_gradient` measure gradients without changing them.
 * :func:`train_step` is one optimisation step in the order that makes all of this work:
   backward, clip, optimizer step, scheduler step. :func:`train` repeats it and returns the
@@ -260,7 +260,6 @@ def global_grad_norm(
 def clip_grad_norm_(
     parameters: torch.Tensor | Iterable[torch.Tensor],
     max_norm: float,
-    *,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
 ) -> torch.Tensor:
@@ -275,7 +274,8 @@ def clip_grad_norm_(
         parameters: a tensor or an iterable of tensors (``model.parameters()``); those whose
             ``.grad`` is ``None`` are skipped.
         max_norm: the largest allowed global norm (``> 0``).
-        norm_type: ``p`` of the p-norm; ``2.0`` (the default) or ``float('inf')``.
+        norm_type: ``p > 0`` of the p-norm; ``2.0`` (the default) or ``float('inf')`` are
+            the usual choices.
         error_if_nonfinite: raise ``RuntimeError`` if the norm is ``nan`` or ``inf``
             (otherwise the gradients become ``nan`` and the caller should skip the step).
 

@@ -41,14 +41,18 @@ def estimate_loss(
     Uses the same windows on every call, so values from different points of training
     are comparable. The model is put in eval mode for the estimate and restored after.
     """
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be a positive int, got {n_batches!r}")
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
-    for _ in range(n_batches):
-        x, y = random_batch(
-            ids, batch_size=batch_size, context_length=context_length, generator=generator
-        )
-        total += lm_loss(model, x, y).item()
-    model.train(was_training)
+    try:
+        for _ in range(n_batches):
+            x, y = random_batch(
+                ids, batch_size=batch_size, context_length=context_length, generator=generator
+            )
+            total += lm_loss(model, x, y).item()
+    finally:
+        model.train(was_training)
     return total / n_batches

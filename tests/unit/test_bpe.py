@@ -126,6 +126,11 @@ def test_word_bpe_prefix_of_merges_is_a_shorter_training() -> None:
     for k in range(11):
         assert WordBPE().train(TOY, k).merges == full.merges[:k]
     assert WordBPE(full.merges[:3]).encode("lowest") == ["low", "e", "s", "t", "</w>"]
+    assert WordBPE(full.merges[:3], alphabet=full.alphabet).vocab == full.alphabet | {
+        "".join(pair) for pair in full.merges[:3]
+    }
+    with pytest.raises(RuntimeError, match="vocab needs the alphabet"):
+        WordBPE(full.merges[:3]).vocab
 
 
 def test_word_bpe_unseen_character_is_out_of_vocabulary() -> None:
@@ -415,6 +420,17 @@ def test_generated_corpora_are_exact_and_deterministic() -> None:
     for generator in (english_text, chinese_text):
         with pytest.raises(ValueError, match="n_chars must be a positive int"):
             generator(0)
+    # a prefix of the same stream: asking for more never changes what came before
+    assert english_text(20_000, seed=5)[:12_345] == english_text(12_345, seed=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3_000), seed=st.integers(0, 3))
+def test_generated_corpora_have_exactly_n_chars(n: int, seed: int) -> None:
+    # Regression: the length count once included a separator after the last paragraph,
+    # so e.g. english_text(355) had 353 characters and chinese_text(84) had 83.
+    assert len(english_text(n, seed=seed)) == n
+    assert len(chinese_text(n, seed=seed)) == n
 
 
 def test_stored_benchmark_meets_the_bars() -> None:
