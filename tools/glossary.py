@@ -41,7 +41,12 @@ def load_terms(folder: Path = GLOSSARY) -> list[Term]:
             unknown = set(entry) - {"en", "zh", "aliases"}
             if unknown:
                 raise ValueError(f"{path.name}: unknown keys {sorted(unknown)} in {entry!r}")
-            term = Term(str(entry["en"]), str(entry["zh"]), path.stem, tuple(entry.get("aliases", [])))
+            aliases = entry.get("aliases", [])
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise ValueError(
+                    f"{path.name}: 'aliases' must be a list of strings, got {aliases!r} in {entry!r}"
+                )
+            term = Term(str(entry["en"]), str(entry["zh"]), path.stem, tuple(aliases))
             for form in term.english_forms():
                 key = form.lower()
                 if key in seen:

@@ -48,7 +48,7 @@ def test_glossary_pages_render_the_table(language: str) -> None:
     assert MARKER in text
     table = render_table(load_terms(), language)
     assert table.count("\n") == len(load_terms()) + 1
-    assert ("| 因果注意力 | causal attention |" in table) == (language == "zh")
+    assert ("| 因果自注意力 | causal self-attention |" in table) == (language == "zh")
 
 
 @pytest.mark.parametrize(("name", "text"), chinese_texts(), ids=[n for n, _ in chinese_texts()])
@@ -74,4 +74,32 @@ def test_load_terms_rejects_repeats(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text("- en: token\n  zh: 词元\n", encoding="utf-8")
     (tmp_path / "b.yml").write_text("- en: Token\n  zh: 标记\n", encoding="utf-8")
     with pytest.raises(ValueError, match="in both"):
+        load_terms(tmp_path)
+
+
+def _introduction(term: Term) -> re.Pattern[str]:
+    """中文（English…）, allowing bold markers and spaces between the two, and any alias."""
+    forms = "|".join(re.escape(form) for form in term.english_forms())
+    return re.compile(
+        re.escape(term.zh) + r"(?:\*\*)?\s*（\s*(?:" + forms + r")(?=[，,）])", re.IGNORECASE
+    )
+
+
+@pytest.mark.parametrize("term", load_terms(), ids=lambda t: t.en)
+def test_every_term_is_introduced_on_its_own_page(term: Term) -> None:
+    """Each glossary term is introduced as 中文（English） on the Chinese page that owns it."""
+    page = source_page(term.source)
+    text = dict(chinese_texts())[str(Path("zh") / page)]
+    if term.zh.lower() in {form.lower() for form in term.english_forms()}:
+        assert term.zh in text, f"zh/{page} never uses '{term.zh}'"
+        return
+    assert _introduction(term).search(text), (
+        f"zh/{page} never introduces '{term.en}' as '{term.zh}（{term.en}）' "
+        "(glossary/" + term.source + ".yml)"
+    )
+
+
+def test_load_terms_rejects_aliases_that_are_not_a_list(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("- en: byte pair encoding\n  zh: 字节对编码\n  aliases: BPE\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="'aliases' must be a list of strings"):
         load_terms(tmp_path)
