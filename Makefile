@@ -55,7 +55,7 @@ notebooks: install
 ## then rebuild the chapters that print them: make notebooks NB="04-kv-cache 05-bpe".
 bench: install
 	$(BIN)/python benchmarks/bpe.py
-	$(BIN)/python benchmarks/kv_cache.py
+	$(BIN)/python benchmarks/kv_cache.py --threads 1
 
 clean:
 	rm -rf site .pytest_cache

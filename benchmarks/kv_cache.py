@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
+    for name in ("new_tokens", "repeats", "cache_repeats", "lockstep_repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -167,11 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             c / p for c, p in zip(seconds["concat_cache"], seconds["preallocated_cache"])
         ),
     }
-    if lockstep:
-        # the model calls of the two caches, alternated step by step within one generation
-        ratios["preallocated_vs_concat_lockstep_median"] = statistics.median(
-            run["concat_cache"] / run["preallocated_cache"] for run in lockstep
-        )
+    # the model calls of the two caches, alternated step by step within one generation
+    ratios["preallocated_vs_concat_lockstep_median"] = statistics.median(
+        run["concat_cache"] / run["preallocated_cache"] for run in lockstep
+    )
     held = len(PROMPT_IDS) + n_new - 1
     head_dim = cfg.emb_dim // cfg.n_heads
     shape = dict(n_layers=cfg.n_layers, n_kv_heads=cfg.n_heads, head_dim=head_dim, bits_per_value=32)
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "prompt_tokens": len(PROMPT_IDS),
         "new_tokens": n_new,
-        "repeats": {"no_cache": args.repeats, "caches": args.cache_repeats},
+        "repeats": {"no_cache": len(seconds["no_cache"]), "caches": len(seconds["concat_cache"])},
         "seconds": {name: [round(t, 3) for t in times] for name, times in seconds.items()},
         "lockstep_model_seconds": [{name: round(t, 3) for name, t in run.items()} for run in lockstep],
         "median_seconds": {name: round(t, 3) for name, t in median.items()},

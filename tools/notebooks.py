@@ -8,7 +8,7 @@ line of its own::
     <!-- code -->    a code cell, shared by both languages
 
 Every code cell appears in both notebooks, so the two languages run identical code by
-construction (``tests/notebooks`` checks it again on the stored notebooks). The build writes
+construction (``tests/docs/test_notebooks.py`` checks it again on the stored notebooks). The build writes
 ``docs/en/chapters/<name>.ipynb`` and ``docs/zh/chapters/<name>.ipynb`` and executes each
 top to bottom in its own folder, storing the outputs that nbval re-checks.
 
