@@ -38,6 +38,8 @@ from typing import Any
 
 import regex
 
+from tutorial_code.data import gpt2_encoding
+
 __all__ = [
     "GPT2_PATTERN",
     "ByteBPETokenizer",
@@ -409,16 +411,15 @@ class ByteBPETokenizer:
         tiktoken stores, for each token, its bytes and its rank (= its id). The 256 one-byte
         tokens come first; every later token was made by one merge. Running BPE on a token's
         bytes with the merges recovered so far (all of lower rank) leaves exactly two tokens:
-        that pair is its merge. ``name`` is ``"gpt2"`` or ``"r50k_base"`` (the same ranks);
-        ``<|endoftext|>`` (id 50256) is a special token and not part of this vocabulary.
+        that pair is its merge. ``name`` is ``"gpt2"`` or ``"r50k_base"`` (the same ranks),
+        loaded offline by :func:`tutorial_code.data.gpt2_encoding`; ``<|endoftext|>``
+        (id 50,256) is a special token and not part of this vocabulary.
         """
         if name not in ("gpt2", "r50k_base"):
             raise ValueError(
                 f"name must be 'gpt2' or 'r50k_base' (GPT-2's pattern and ranks), got {name!r}"
             )
-        import tiktoken
-
-        encoding = tiktoken.get_encoding(name)
+        encoding = gpt2_encoding()
         n_ordinary = encoding.n_vocab - len(encoding.special_tokens_set)
         token_bytes = [encoding.decode_single_token_bytes(i) for i in range(n_ordinary)]
         if sorted(token_bytes[:256]) != [bytes([b]) for b in range(256)]:

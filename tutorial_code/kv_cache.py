@@ -29,8 +29,8 @@ That is sliding-window attention (Beltagy et al., 2020, "Longformer";
 Jiang et al., 2023, "Mistral 7B", section 2, whose "rolling buffer cache" stores token
 ``n`` in slot ``n mod W`` as :class:`PreallocatedKVCache` does). It equals a single
 uncached forward pass over the whole stream with a banded causal mask of width ``W`` and
-those positions. It is *not* what :func:`tutorial_code.model.generate` does past the
-context: that crops the text to its last ``context_length`` tokens and re-encodes them at
+those positions. It is *not* what uncached generation (:func:`tutorial_code.generation.generate` with
+``kv_cache=None``) does past the context: that crops the text to its last ``context_length`` tokens and re-encodes them at
 positions ``0 .. context_length - 1``, so every token's position shifts at every step and
 no cached key could be reused. While at most ``W = context_length`` tokens have been fed,
 all three agree.
@@ -41,9 +41,9 @@ a chunk of several tokens that does not fit raises a ``ValueError``.
 A sliding window suits models with relative positions (Mistral uses RoPE). With learned
 absolute positions every token past the table shares its last row, which a trained model
 has never seen twice in one window, and chapter 4 shows its text falling apart there.
-:func:`generate_cached` therefore also offers ``overflow="recompute"``: when the window is
-full, drop the cache and re-encode the last ``recompute_keep`` tokens at positions
-``0 ..``, the crop of ``generate`` done once every few steps instead of at every step.
+:func:`tutorial_code.generation.generate` therefore also offers ``overflow="recompute"``:
+when the window is full, drop the cache and re-encode the last ``recompute_keep`` tokens at positions
+``0 ..``, the crop of uncached generation done once every few steps instead of at every step.
 
 Shapes: ``B`` batch, ``H`` heads, ``T`` new tokens, ``S`` cached + new tokens,
 ``D`` head size, ``L`` layers, ``C = H * D`` model width, ``V`` vocabulary.
@@ -52,22 +52,13 @@ Shapes: ``B`` batch, ``H`` heads, ``T`` new tokens, ``S`` cached + new tokens,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from tutorial_code.model import (
-    GPTConfig,
-    GPTModel,
-    _after_eos,
-    _check_generation_args,
-    _next_token,
-)
+from tutorial_code.checks import check_int
+from tutorial_code.model import GPTConfig
 
 __all__ = [
-    "PUBLISHED_SHAPES",
-    "AttentionShape",
     "ConcatKVCache",
     "ConcatLayerKVCache",
     "KVCache",
@@ -75,9 +66,6 @@ __all__ = [
     "PreallocatedKVCache",
     "PreallocatedLayerKVCache",
     "causal_mask",
-    "forward_flops",
-    "generate_cached",
-    "kv_cache_bytes",
 ]
 
 
@@ -276,8 +264,7 @@ class KVCache:
         cached ones instead of restarting at 0; past the position table the newest token
         takes the last row, as it would at the end of a full window.
         """
-        if isinstance(num_new, bool) or not isinstance(num_new, int) or num_new < 1:
-            raise ValueError(f"num_new must be a positive int, got {num_new!r}")
+        check_int("num_new", num_new, low=1)
         held = self.get_seq_length()
         if num_new > 1 and held + num_new > self.max_cache_len:
             raise ValueError(
@@ -347,8 +334,7 @@ class PreallocatedKVCache(KVCache):
         device: torch.device | str | None = None,
     ) -> None:
         w = _check_cache_args(cfg, max_cache_len)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, low=1)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         layers: list[LayerKVCache] = [
@@ -370,219 +356,8 @@ def _check_cache_args(cfg: GPTConfig, max_cache_len: int | None) -> int:
         raise TypeError(f"cfg must be a GPTConfig, got {type(cfg).__name__}")
     if max_cache_len is None:
         return cfg.context_length
-    if (
-        isinstance(max_cache_len, bool)
-        or not isinstance(max_cache_len, int)
-        or not 1 <= max_cache_len <= cfg.context_length
-    ):
-        raise ValueError(
-            f"max_cache_len must be None or an int in [1, context_length={cfg.context_length}], "
-            f"got {max_cache_len!r}"
-        )
-    return max_cache_len
+    return check_int("max_cache_len", max_cache_len, low=1, high=cfg.context_length)
 
 
 def _describe(x: object) -> str:
     return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-
-
-@torch.no_grad()
-def generate_cached(
-    model: GPTModel,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    *,
-    kv_cache: KVCache | Literal["concat", "preallocated"] = "preallocated",
-    overflow: Literal["slide", "recompute"] = "slide",
-    recompute_keep: int | None = None,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    eos_id: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Autoregressive generation with a KV cache: encode the prompt once, then one token per step.
-
-    Same arguments and result as :func:`tutorial_code.model.generate`, plus the cache
-    options below. Within the window (at most ``max_cache_len`` tokens fed) the result
-    equals ``generate``'s.
-
-    Args:
-        model: the language model, used as is (call ``model.eval()`` first).
-        idx: prompt ids ``(B, T0)``; rows are prompts of equal length. A prompt longer than
-            ``context_length`` is cropped to its last ``context_length`` tokens, as
-            ``generate`` does.
-        max_new_tokens: how many tokens to append (``>= 0``).
-        kv_cache: ``"preallocated"`` (default) or ``"concat"`` builds a new cache whose
-            window ``W`` is ``context_length``; a :class:`KVCache` instance is reset first
-            and then used (so a second prompt never sees the first one's keys).
-        overflow: what happens when the window is full and another token must be fed.
-            ``"slide"``: drop the oldest token (the sliding-window semantics of the module
-            docstring). ``"recompute"``: reset the cache and re-encode the last
-            ``recompute_keep`` tokens at positions ``0 ..`` (what ``generate`` does at every
-            step when ``recompute_keep == W == context_length``; a smaller value re-encodes
-            only once every ``W - recompute_keep + 1`` tokens).
-        recompute_keep: tokens kept by ``"recompute"`` (default ``W // 2``, at least 1).
-        temperature, top_k, eos_id, generator: as in ``generate``.
-
-    Returns:
-        ``(B, T0 + n)`` ids, the prompt followed by ``n <= max_new_tokens`` new tokens.
-    """
-    _check_generation_args(
-        model, idx, max_new_tokens, temperature=temperature, top_k=top_k, eos_id=eos_id
-    )
-    cfg = model.cfg
-    if isinstance(kv_cache, str) and kv_cache == "concat":
-        kv_cache = ConcatKVCache(cfg)
-    elif isinstance(kv_cache, str) and kv_cache == "preallocated":
-        param = next(model.parameters())
-        kv_cache = PreallocatedKVCache(
-            cfg, batch_size=idx.shape[0], dtype=param.dtype, device=param.device
-        )
-    elif not isinstance(kv_cache, KVCache):
-        raise ValueError(
-            f"kv_cache must be 'concat', 'preallocated' or a KVCache, got {kv_cache!r}"
-        )
-    elif len(kv_cache.layers) != cfg.n_layers or kv_cache.context_length != cfg.context_length:
-        raise ValueError(
-            f"kv_cache was built for {len(kv_cache.layers)} layers and context_length "
-            f"{kv_cache.context_length}, the model has {cfg.n_layers} and {cfg.context_length}"
-        )
-    window = kv_cache.max_cache_len
-    if overflow not in ("slide", "recompute"):
-        raise ValueError(f"overflow must be 'slide' or 'recompute', got {overflow!r}")
-    keep = max(1, window // 2) if recompute_keep is None else recompute_keep
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= window:
-        raise ValueError(
-            f"recompute_keep must be None or an int in [1, max_cache_len={window}], got {keep!r}"
-        )
-
-    def feed_last(ids: torch.Tensor) -> torch.Tensor:
-        """Feed the last token of ``ids`` (B, N) and return its logits (B, V)."""
-        if overflow == "recompute" and kv_cache.get_seq_length() == window:
-            kv_cache.reset()  # full: re-encode the last `keep` tokens at positions 0 .. keep-1
-            return model(ids[:, -keep:], kv_cache=kv_cache)[:, -1, :]
-        return model(ids[:, -1:], kv_cache=kv_cache)[:, -1, :]
-
-    kv_cache.reset()
-    if max_new_tokens == 0:
-        return idx
-    # Prefill: encode the prompt (as much of it as fits the window) in one pass ...
-    prompt = idx[:, -cfg.context_length :]
-    first = min(prompt.shape[1], window)
-    logits = model(prompt[:, :first], kv_cache=kv_cache)[:, -1, :]  # (B, V)
-    for i in range(first + 1, prompt.shape[1] + 1):  # ... the rest of a longer prompt one by one
-        logits = feed_last(prompt[:, :i])
-    # Decode: feed only the newest token; its keys and values join the cache.
-    finished = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)
-    for step in range(max_new_tokens):
-        next_id = _next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
-        next_id, finished = _after_eos(next_id, finished, eos_id)
-        idx = torch.cat([idx, next_id], dim=1)
-        if bool(finished.all()):
-            break
-        if step + 1 < max_new_tokens:  # the last token's logits would never be used
-            logits = feed_last(idx)
-    return idx
-
-
-def kv_cache_bytes(
-    *,
-    n_layers: int,
-    n_kv_heads: int,
-    head_dim: int,
-    n_tokens: int,
-    batch_size: int = 1,
-    bits_per_value: int = 16,
-) -> int:
-    """Bytes of a KV cache: ``2 * L * H_kv * D * tokens * B * bits / 8``.
-
-    The factor 2 is one key and one value per token, layer and KV head. With multi-head
-    attention ``H_kv`` is the number of heads; grouped-query attention (Ainslie et al.,
-    2023) shares each key/value head among several query heads, so ``H_kv`` is smaller;
-    multi-query attention (Shazeer, 2019) has ``H_kv = 1``. ``bits_per_value`` is 32 for
-    float32, 16 for float16/bfloat16, 8 or 4 for quantized caches.
-    """
-    args = dict(n_layers=n_layers, n_kv_heads=n_kv_heads, head_dim=head_dim, batch_size=batch_size)
-    for name, value in {**args, "n_tokens": n_tokens, "bits_per_value": bits_per_value}.items():
-        low = 0 if name == "n_tokens" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    bits = 2 * n_layers * n_kv_heads * head_dim * n_tokens * batch_size * bits_per_value
-    return bits // 8
-
-
-@dataclass(frozen=True)
-class AttentionShape:
-    """The numbers of a published model that size its KV cache.
-
-    ``sliding_window`` is set for models whose cache keeps only the last ``W`` tokens;
-    the cache then never holds more than ``min(context_length, W)`` tokens.
-    """
-
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    context_length: int
-    sliding_window: int | None = None
-
-    def cache_bytes(
-        self, *, n_tokens: int | None = None, batch_size: int = 1, bits_per_value: int = 16
-    ) -> int:
-        """:func:`kv_cache_bytes` for ``n_tokens`` of text (default: the full context)."""
-        n = self.context_length if n_tokens is None else n_tokens
-        if self.sliding_window is not None:
-            n = min(n, self.sliding_window)
-        return kv_cache_bytes(
-            n_layers=self.n_layers,
-            n_kv_heads=self.n_kv_heads,
-            head_dim=self.head_dim,
-            n_tokens=n,
-            batch_size=batch_size,
-            bits_per_value=bits_per_value,
-        )
-
-
-#: Attention shapes of published models, from their papers and released configurations:
-#: GPT-2 (Radford et al., 2019; small: n_layer=12, n_head=12, n_embd=768; XL: n_layer=48,
-#: n_head=25, n_embd=1600; context 1024), Llama 2 (Touvron et al., 2023; 7B: dim 4096,
-#: 32 layers, 32 heads; 70B: dim 8192, 80 layers, 64 query heads and 8 key/value heads
-#: (GQA); context 4096), Mistral 7B (Jiang et al., 2023, Table 1: 32 layers, 32 heads,
-#: 8 key/value heads, head_dim 128, window 4096, context 8192).
-PUBLISHED_SHAPES: dict[str, AttentionShape] = {
-    "GPT-2 small": AttentionShape(
-        n_layers=12, n_heads=12, n_kv_heads=12, head_dim=64, context_length=1024
-    ),
-    "GPT-2 XL": AttentionShape(
-        n_layers=48, n_heads=25, n_kv_heads=25, head_dim=64, context_length=1024
-    ),
-    "Llama 2 7B": AttentionShape(
-        n_layers=32, n_heads=32, n_kv_heads=32, head_dim=128, context_length=4096
-    ),
-    "Llama 2 70B": AttentionShape(
-        n_layers=80, n_heads=64, n_kv_heads=8, head_dim=128, context_length=4096
-    ),
-    "Mistral 7B": AttentionShape(
-        n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, context_length=8192,
-        sliding_window=4096,
-    ),
-}
-
-
-def forward_flops(cfg: GPTConfig, *, num_new: int, num_cached: int = 0) -> int:
-    """Matrix-multiply FLOPs of one ``GPTModel`` forward pass (2 per multiply-add).
-
-    ``num_new`` tokens ``T`` go through the model while ``num_cached`` earlier tokens sit in
-    the cache, so attention runs over ``S = num_cached + num_new`` keys. Per layer: the
-    Q, K, V and output projections ``2 T 4C^2``, the MLP ``2 T 8C^2``, the scores
-    ``Q K^T`` ``2 T S C`` and ``weights @ V`` ``2 T S C`` (summed over heads, masked
-    entries included, since the code computes them); plus the LM head ``2 T C V``, which
-    ``GPTModel`` applies at every input position. Element-wise work (LayerNorm, softmax,
-    GELU, biases) is left out, as ``torch.utils.flop_counter.FlopCounterMode`` leaves it out.
-    """
-    for name, value, low in (("num_new", num_new, 1), ("num_cached", num_cached, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    c, t, s = cfg.emb_dim, num_new, num_cached + num_new
-    per_layer = 2 * t * (4 * c * c) + 2 * t * (8 * c * c) + 2 * 2 * t * s * c
-    return cfg.n_layers * per_layer + 2 * t * c * cfg.vocab_size

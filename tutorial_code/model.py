@@ -6,16 +6,32 @@ Unsupervised Multitask Learners"), written so that each line maps to one idea:
 * token and learned absolute position embeddings,
 * causal multi-head self-attention (Vaswani et al., 2017, eq. 1 and the
   "Multi-Head Attention" paragraph of section 3.2.2),
-* pre-norm transformer blocks (GPT-2 moved LayerNorm to the input of each sub-block),
+* pre-norm transformer blocks (LayerNorm at the input of each sub-block, as in GPT-2,
+  section 2.3),
 * a position-wise MLP with a GELU non-linearity,
 * a final LayerNorm and a linear language-model head.
 
 The names follow LLMs-from-scratch (``cfg.emb_dim``, ``W_query``, ``trf_blocks``,
-``out_head``) so that readers can move between the two codebases.
+``out_head``) so that readers can move between the two codebases. Every linear layer has a
+stable qualified name (``trf_blocks.{i}.att.W_query`` / ``W_key`` / ``W_value`` /
+``out_proj``, ``trf_blocks.{i}.ff.fc1`` / ``fc2``, ``out_head``), which
+:mod:`tutorial_code.modules` uses to swap layers by name.
 
-Shapes use ``B`` for the batch size, ``T`` for the number of tokens, ``C`` for
-``emb_dim``, ``H`` for ``n_heads``, ``D = C // H`` for the head size and ``V`` for the
-vocabulary size.
+**Padding.** ``forward`` takes an optional ``attention_mask`` ``(B, S)`` (1 for a real token,
+0 for padding, the Hugging Face convention). Padded keys are hidden from every query, and
+position ids are counted over real tokens only (``cumsum(mask) - 1``), so a left-padded row
+gives the same logits at its real tokens as the unpadded sequence run alone. A padding query
+sees only its own key (never ``-inf`` everywhere, which would make its softmax ``nan``); its
+output is meaningless but finite and no real token attends to it.
+
+**Initialisation.** ``GPTModel`` keeps PyTorch's default initialisation of each layer
+(``nn.Linear``: uniform in ``±1/sqrt(fan_in)``; ``nn.Embedding``: ``N(0, 1)``).
+:func:`gpt2_init_` applies GPT-2's scheme instead: ``N(0, 0.02)`` for weights and
+embeddings, zero biases, and the residual projections scaled by ``1/sqrt(2L)``.
+
+Shapes use ``B`` for the batch size, ``T`` for the number of new tokens, ``S`` for the number
+of keys (cached + new), ``C`` for ``emb_dim``, ``H`` for ``n_heads``, ``D = C // H`` for the
+head size and ``V`` for the vocabulary size.
 """
 
 from __future__ import annotations
@@ -27,7 +43,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # chapter 4's caches; imported for type hints only (no import cycle)
+from tutorial_code.checks import check_float, check_int
+
+if TYPE_CHECKING:  # chapter 4's caches; imported for type hints only
     from tutorial_code.kv_cache import KVCache, LayerKVCache
 
 __all__ = [
@@ -37,9 +55,9 @@ __all__ = [
     "GPTModel",
     "MultiHeadAttention",
     "TransformerBlock",
-    "count_parameters",
-    "generate",
-    "gpt_parameter_count",
+    "check_token_ids",
+    "gpt2_init_",
+    "position_ids_from_attention_mask",
 ]
 
 
@@ -69,18 +87,15 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+            check_int(f"GPTConfig.{name}", getattr(self, name), low=1)
         if self.emb_dim % self.n_heads != 0:
             raise ValueError(
                 f"GPTConfig.emb_dim ({self.emb_dim}) must be divisible by "
                 f"GPTConfig.n_heads ({self.n_heads})"
             )
-        if not 0.0 <= float(self.drop_rate) < 1.0:
-            raise ValueError(f"GPTConfig.drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        check_float("GPTConfig.drop_rate", self.drop_rate, low=0.0, high=1.0, high_open=True)
         if not isinstance(self.qkv_bias, bool):
-            raise ValueError(f"GPTConfig.qkv_bias must be a bool, got {self.qkv_bias!r}")
+            raise TypeError(f"GPTConfig.qkv_bias must be a bool, got {self.qkv_bias!r}")
 
 
 #: The shape of GPT-2 small ("124M"): 12 layers, 12 heads, width 768, context 1024.
@@ -136,10 +151,17 @@ class MultiHeadAttention(nn.Module):
         mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
-    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache: LayerKVCache | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``x``: ``(B, T, d_in)`` -> ``(B, T, d_out)``.
 
         ``cache`` (chapter 4) holds this layer's keys and values of earlier tokens.
+        ``key_padding_mask`` ``(B, S)`` is ``True`` at padding keys, which no query sees
+        (a padding query sees its own key only, so its softmax stays finite).
         """
         if x.dim() != 3 or x.shape[1] > self.mask.shape[0]:
             raise ValueError(
@@ -154,6 +176,8 @@ class MultiHeadAttention(nn.Module):
         mask = self.mask[:t, :t]  # (T, T), True where a query must not see a key
         if cache is not None:  # chapter 4: S = cached + T keys and values, mask (T, S)
             keys, values, mask = cache.update(keys, values)
+        if key_padding_mask is not None:  # hide padding keys: (T, S) | (B, 1, 1, S)
+            mask = _hide_padding(mask, key_padding_mask)
 
         # Q K^T / sqrt(D): (B, H, T, S), where S = T without a cache
         scores = queries @ keys.transpose(2, 3) / math.sqrt(self.head_dim)
@@ -165,8 +189,24 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context)
 
 
+def _hide_padding(mask: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """Combine a ``(T, S)`` causal mask with a ``(B, S)`` padding mask into ``(B, 1, T, S)``.
+
+    The ``T`` queries are the last ``T`` of the ``S`` keys; each query keeps its own key
+    visible, so no row of the result is all ``True``.
+    """
+    t, s = mask.shape
+    if key_padding_mask.shape[-1] != s:
+        raise ValueError(
+            f"key_padding_mask covers {key_padding_mask.shape[-1]} keys but attention has {s}"
+        )
+    own = torch.zeros(t, s, dtype=torch.bool, device=mask.device)
+    own[torch.arange(t), torch.arange(s - t, s)] = True
+    return (mask | key_padding_mask[:, None, None, :]) & ~own
+
+
 class FeedForward(nn.Module):
-    """Position-wise MLP: ``Linear(C, 4C) -> GELU -> Linear(4C, C)``.
+    """Position-wise MLP: ``fc2(GELU(fc1(x)))`` with ``fc1: C -> 4C`` and ``fc2: 4C -> C``.
 
     GPT-2 uses the tanh approximation of GELU (Hendrycks & Gimpel, 2016, section 2).
     ``x``: ``(B, T, C)`` -> ``(B, T, C)``.
@@ -174,20 +214,20 @@ class FeedForward(nn.Module):
 
     def __init__(self, emb_dim: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(emb_dim, 4 * emb_dim),
-            nn.GELU(approximate="tanh"),
-            nn.Linear(4 * emb_dim, emb_dim),
-        )
+        self.fc1 = nn.Linear(emb_dim, 4 * emb_dim)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(4 * emb_dim, emb_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
 
-    ``x``: ``(B, T, C)`` -> ``(B, T, C)``; ``cache`` is passed on to the attention.
+    ``x``: ``(B, T, C)`` -> ``(B, T, C)``; ``cache`` and ``key_padding_mask`` are passed on to
+    the attention. ``ff`` may be swapped for any module mapping ``(B, T, C)`` to
+    ``(B, T, C)`` (chapter 3's mixture of experts).
     """
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -205,8 +245,13 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.emb_dim)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), cache))
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache: LayerKVCache | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x), cache, key_padding_mask))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
 
@@ -216,10 +261,11 @@ class GPTModel(nn.Module):
 
     ``forward(in_idx)`` maps token ids ``(B, T)`` (int64, ``T <= context_length``) to
     next-token logits ``(B, T, V)``: ``logits[b, t]`` scores the token that follows
-    ``in_idx[b, : t + 1]``.
+    ``in_idx[b, : t + 1]``. :meth:`hidden_states` returns the final-LayerNorm output
+    ``(B, T, C)`` that the head reads, for value and reward heads (chapter 7).
 
     The LM head is a separate matrix (not tied to the token embedding as in GPT-2), as
-    in LLMs-from-scratch; :func:`gpt_parameter_count` reports both counts.
+    in LLMs-from-scratch; :func:`tutorial_code.costs.gpt_parameter_count` reports both counts.
     """
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -234,31 +280,96 @@ class GPTModel(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.emb_dim)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
 
-    def forward(self, in_idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        in_idx: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
         """``in_idx``: ``(B, T)`` int64 token ids -> logits ``(B, T, V)``.
 
-        With ``kv_cache`` (chapter 4), ``in_idx`` holds only the new tokens; they are
-        placed after the cached ones and attend to them too.
+        Args:
+            in_idx: the token ids; with ``kv_cache`` only the new tokens.
+            attention_mask: ``(B, S)``, 1 (or ``True``) for real tokens and 0 for padding,
+                where ``S = T`` without a cache and ``S`` = cached + new tokens with one (the
+                Hugging Face convention). Positions are counted over real tokens.
+            kv_cache: chapter 4's cache; the new tokens are placed after the cached ones
+                and attend to them too.
         """
-        _check_token_ids(
+        return self.out_head(
+            self.hidden_states(in_idx, attention_mask=attention_mask, kv_cache=kv_cache)
+        )
+
+    def hidden_states(
+        self,
+        in_idx: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """The final-LayerNorm output ``(B, T, C)``: what the LM head maps to logits."""
+        check_token_ids(
             in_idx, vocab_size=self.cfg.vocab_size, max_len=self.cfg.context_length, name="in_idx"
         )
-        t = in_idx.shape[1]
-        if kv_cache is None:
+        b, t = in_idx.shape
+        key_padding_mask = None
+        if attention_mask is not None:
+            cached = 0 if kv_cache is None else kv_cache.seen_tokens
+            attention_mask = _check_attention_mask(attention_mask, b, cached + t)
+            if kv_cache is not None and cached + t > kv_cache.max_cache_len:
+                raise ValueError(
+                    f"attention_mask with a KV cache needs every token inside the window: "
+                    f"{cached} cached + {t} new > max_cache_len={kv_cache.max_cache_len}"
+                )
+            positions = position_ids_from_attention_mask(attention_mask)[:, -t:]  # (B, T)
+            if not bool(attention_mask.all()):
+                key_padding_mask = ~attention_mask  # (B, S), True at padding
+        elif kv_cache is None:
             positions = torch.arange(t, device=in_idx.device)
         else:  # chapter 4: continue counting after the cached tokens
             positions = kv_cache.positions(t, device=in_idx.device)
         x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (B, T, C)
         x = self.drop_emb(x)
         for i, block in enumerate(self.trf_blocks):
-            x = block(x, None if kv_cache is None else kv_cache.layers[i])
-        return self.out_head(self.final_norm(x))
+            x = block(x, None if kv_cache is None else kv_cache.layers[i], key_padding_mask)
+        return self.final_norm(x)
 
 
-def _check_token_ids(
+def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids ``(B, S)``: ``cumsum(mask) - 1`` over real tokens, 0 at leading padding.
+
+    For ``[0, 0, 1, 1, 1]`` this gives ``[0, 0, 0, 1, 2]``: the first real token is at
+    position 0 whatever the padding before it, as in an unpadded run.
+    """
+    mask = attention_mask.long()
+    return (mask.cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def _check_attention_mask(attention_mask: torch.Tensor, batch: int, length: int) -> torch.Tensor:
+    """Return the mask as bool ``(B, S)`` or raise an error naming ``attention_mask``."""
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(
+            f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}"
+        )
+    if attention_mask.shape != (batch, length):
+        raise ValueError(
+            f"attention_mask must have shape (B, S) = ({batch}, {length}) (S counts cached and "
+            f"new tokens), got {tuple(attention_mask.shape)}"
+        )
+    if attention_mask.dtype != torch.bool:
+        if attention_mask.is_floating_point() or not bool(
+            ((attention_mask == 0) | (attention_mask == 1)).all()
+        ):
+            raise ValueError("attention_mask must hold only 0 and 1 (or be a bool tensor)")
+        attention_mask = attention_mask.bool()
+    return attention_mask
+
+
+def check_token_ids(
     idx: torch.Tensor, *, vocab_size: int, max_len: int | None, name: str
 ) -> None:
-    """Raise a ValueError/TypeError naming ``name`` unless ``idx`` is a valid id batch."""
+    """Raise a ValueError/TypeError naming ``name`` unless ``idx`` is a valid ``(B, T)`` batch."""
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
     if idx.dim() != 2:
@@ -280,133 +391,29 @@ def _check_token_ids(
         )
 
 
-def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of scalar parameters in ``model`` (shared tensors counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) in seen or (trainable_only and not p.requires_grad):
-            continue
-        seen.add(id(p))
-        total += p.numel()
-    return total
-
-
-def gpt_parameter_count(cfg: GPTConfig, *, tied_head: bool = False) -> int:
-    """Parameter count of ``GPTModel(cfg)`` derived by hand, without building it.
-
-    Per block: LayerNorm ``2C`` twice; Q, K, V ``3 (C^2 + [qkv_bias] C)``; output
-    projection ``C^2 + C``; MLP ``C * 4C + 4C + 4C * C + C``. Plus token embeddings
-    ``V C``, position embeddings ``T_max C``, the final LayerNorm ``2C`` and the head
-    ``V C`` (omitted with ``tied_head=True``, the GPT-2 convention, which shares it with
-    the token embedding).
-    """
-    c = cfg.emb_dim
-    attention = 3 * (c * c + (c if cfg.qkv_bias else 0)) + c * c + c
-    mlp = c * 4 * c + 4 * c + 4 * c * c + c
-    block = attention + mlp + 2 * (2 * c)
-    embeddings = cfg.vocab_size * c + cfg.context_length * c
-    head = 0 if tied_head else cfg.vocab_size * c
-    return embeddings + cfg.n_layers * block + 2 * c + head
-
-
 @torch.no_grad()
-def generate(
-    model: GPTModel,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    *,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    eos_id: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Autoregressive generation without a cache (the whole window is re-encoded per token).
+def gpt2_init_(model: GPTModel, *, std: float = 0.02) -> GPTModel:
+    """GPT-2's initialisation, in place (Radford et al., 2019, section 2.3).
 
-    Args:
-        model: the language model; it is used as is (call ``model.eval()`` first to
-            disable dropout).
-        idx: prompt ids ``(B, T0)``.
-        max_new_tokens: how many tokens to append (``>= 0``).
-        temperature: ``0.0`` picks the most likely token (greedy decoding); a positive
-            value samples from ``softmax(logits / temperature)``.
-        top_k: with sampling, keep only the ``top_k`` most likely tokens.
-        eos_id: stop early once every row has produced this id; a row that produced it
-            before the others is padded with it from then on.
-        generator: a ``torch.Generator`` that makes sampling reproducible.
-
-    Returns:
-        ``(B, T0 + n)`` ids, the prompt followed by ``n <= max_new_tokens`` new tokens.
-        When the sequence grows past ``context_length`` only its last
-        ``context_length`` tokens are fed to the model.
+    Linear weights and both embeddings ``N(0, std)`` with ``std = 0.02``; biases zero;
+    LayerNorm gains one and shifts zero; the two projections that write into the residual
+    stream in each block (``att.out_proj`` and ``ff.fc2``) ``N(0, std / sqrt(2 L))``, the
+    paper's "scale the weights of residual layers at initialization by a factor of
+    1/sqrt(N) where N is the number of residual layers" (2 per block). Returns ``model``.
     """
-    _check_generation_args(
-        model, idx, max_new_tokens, temperature=temperature, top_k=top_k, eos_id=eos_id
-    )
-    cfg = model.cfg
-    finished = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)
-    for _ in range(max_new_tokens):
-        logits = model(idx[:, -cfg.context_length :])[:, -1, :]  # (B, V)
-        next_id = _next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
-        next_id, finished = _after_eos(next_id, finished, eos_id)
-        idx = torch.cat([idx, next_id], dim=1)
-        if bool(finished.all()):
-            break
-    return idx
-
-
-def _after_eos(
-    next_id: torch.Tensor, finished: torch.Tensor, eos_id: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad rows that already produced ``eos_id`` with it; mark the rows that produce it now.
-
-    ``next_id`` and ``finished`` are ``(B, 1)``; with ``eos_id=None`` no row ever finishes.
-    """
-    if eos_id is None:
-        return next_id, finished
-    next_id = torch.where(finished, torch.full_like(next_id, eos_id), next_id)
-    return next_id, finished | (next_id == eos_id)
-
-
-def _check_generation_args(
-    model: GPTModel,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    *,
-    temperature: float,
-    top_k: int | None,
-    eos_id: int | None = None,
-) -> None:
-    """The argument checks shared by :func:`generate` and chapter 4's cached generation."""
     if not isinstance(model, GPTModel):
         raise TypeError(f"model must be a GPTModel, got {type(model).__name__}")
-    cfg = model.cfg
-    _check_token_ids(idx, vocab_size=cfg.vocab_size, max_len=None, name="idx")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not temperature >= 0.0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature!r}")
-    if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k <= cfg.vocab_size):
-        raise ValueError(f"top_k must be None or an int in [1, {cfg.vocab_size}], got {top_k!r}")
-    if eos_id is not None and (
-        isinstance(eos_id, bool) or not isinstance(eos_id, int) or not 0 <= eos_id < cfg.vocab_size
-    ):
-        raise ValueError(f"eos_id must be None or an int in [0, {cfg.vocab_size}), got {eos_id!r}")
-
-
-def _next_token(
-    logits: torch.Tensor,
-    *,
-    temperature: float,
-    top_k: int | None,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """Pick the next ids ``(B, 1)`` from last-position logits ``(B, V)``: greedy or sampled."""
-    if temperature == 0.0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    std = check_float("std", std, low=0.0, low_open=True)
+    residual_std = std / math.sqrt(2 * model.cfg.n_layers)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            is_residual = name.endswith("att.out_proj") or name.endswith("ff.fc2")
+            nn.init.normal_(module.weight, mean=0.0, std=residual_std if is_residual else std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model

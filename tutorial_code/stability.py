@@ -1,7 +1,8 @@
 """Training stability: learning-rate warmup, cosine decay and gradient-norm clipping.
 
 Three tools that keep a training run from blowing up, written out so that each line maps to
-one formula, plus the training step that uses them in the right order:
+one formula (the training step that uses them in the right order is
+:func:`tutorial_code.training.train_step`):
 
 * :func:`warmup_cosine_lr` is the learning rate as a pure function of the step: a linear
   warmup from ``initial_lr`` to ``peak_lr`` (Goyal et al., 2017, section 2.2, "gradual
@@ -12,9 +13,6 @@ one formula, plus the training step that uses them in the right order:
   ``max_norm`` (Pascanu et al., 2013, algorithm 1), with the same arguments (all but
   ``foreach``), result and arithmetic as ``torch.nn.utils.clip_grad_norm_``. :func:`global_grad_norm`,
   :func:`grad_norms` and :func:`largest_gradient` measure gradients without changing them.
-* :func:`train_step` is one optimisation step in the order that makes all of this work:
-  backward, clip, optimizer step, scheduler step. :func:`train` repeats it and returns the
-  per-step log.
 
 **What "step" means.** Step ``t`` (``t = 0, 1, ..., total_steps - 1``) is the optimizer
 update number ``t``, and ``warmup_cosine_lr(t)`` is the learning rate that update uses. This
@@ -32,25 +30,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from tutorial_code.data import random_batch
-from tutorial_code.training import lm_loss
-
 __all__ = [
     "CLIP_EPS",
-    "StepStats",
-    "TrainingLog",
     "clip_grad_norm_",
     "global_grad_norm",
     "grad_norms",
     "largest_gradient",
-    "train",
-    "train_step",
     "warmup_cosine_lr",
     "warmup_cosine_scheduler",
 ]
@@ -331,114 +321,3 @@ def largest_gradient(model: nn.Module) -> tuple[str, float]:
     if best_name is None:
         raise ValueError("no parameter of model has a gradient; call loss.backward() first")
     return best_name, best_value
-
-
-# --------------------------------------------------------------------------------------
-# The training step and loop
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepStats:
-    """What one :func:`train_step` measured.
-
-    Attributes:
-        loss: the training loss of the batch, before the update.
-        lr: the learning rate the update used (of parameter group 0).
-        grad_norm: the global L2 gradient norm before clipping.
-        clipped_grad_norm: the global L2 gradient norm the optimizer saw (after clipping;
-            equal to ``grad_norm`` when ``max_norm`` is ``None``).
-    """
-
-    loss: float
-    lr: float
-    grad_norm: float
-    clipped_grad_norm: float
-
-
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    max_norm: float | None = None,
-) -> StepStats:
-    """One update: forward, backward, clip, ``optimizer.step()``, ``scheduler.step()``.
-
-    The order is the point. Clipping must come after ``loss.backward()`` (before it there
-    is nothing, or last step's gradients, to clip) and before ``optimizer.step()`` (after it
-    the update has already been made). ``scheduler.step()`` comes last, so that this update
-    used ``lr(t)`` and the next one will use ``lr(t + 1)``.
-
-    ``inputs`` and ``targets`` are ``(B, T)`` token ids, as for
-    :func:`tutorial_code.training.lm_loss`. ``max_norm=None`` measures the norm but does
-    not clip.
-    """
-    _check_max_norm(max_norm, allow_none=True)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
-    model.train()
-    lr = float(optimizer.param_groups[0]["lr"])  # the rate this update will use
-    loss = lm_loss(model, inputs, targets)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_norm is None:
-        grad_norm = clipped = global_grad_norm(model.parameters()).item()
-    else:
-        grad_norm = clip_grad_norm_(model.parameters(), max_norm).item()
-        clipped = global_grad_norm(model.parameters()).item()
-    optimizer.step()
-    if scheduler is not None:
-        scheduler.step()
-    return StepStats(loss=loss.item(), lr=lr, grad_norm=grad_norm, clipped_grad_norm=clipped)
-
-
-@dataclass
-class TrainingLog:
-    """Per-step lists from :func:`train`, one entry per optimizer update."""
-
-    losses: list[float] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-    clipped_grad_norms: list[float] = field(default_factory=list)
-
-    def append(self, stats: StepStats) -> None:
-        self.losses.append(stats.loss)
-        self.lrs.append(stats.lr)
-        self.grad_norms.append(stats.grad_norm)
-        self.clipped_grad_norms.append(stats.clipped_grad_norm)
-
-
-def train(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    train_ids: torch.Tensor,
-    *,
-    total_steps: int,
-    batch_size: int,
-    context_length: int,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    max_norm: float | None = None,
-    generator: torch.Generator | None = None,
-) -> TrainingLog:
-    """Run ``total_steps`` calls of :func:`train_step` on random windows of ``train_ids``.
-
-    ``train_ids`` is the 1-D corpus of token ids; each step samples ``(batch_size,
-    context_length)`` windows with :func:`tutorial_code.data.random_batch` and ``generator``.
-    Returns the per-step :class:`TrainingLog`.
-    """
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-    log = TrainingLog()
-    for _ in range(total_steps):
-        inputs, targets = random_batch(
-            train_ids, batch_size=batch_size, context_length=context_length, generator=generator
-        )
-        log.append(
-            train_step(model, optimizer, inputs, targets, scheduler=scheduler, max_norm=max_norm)
-        )
-    return log

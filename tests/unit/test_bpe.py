@@ -30,7 +30,8 @@ from tutorial_code.bpe import (
     pretokenize,
     train_bpe,
 )
-from tutorial_code.data import chinese_text, english_text, tiny_stories
+from tutorial_code.corpora import chinese_text, english_text, tiny_stories
+from tutorial_code.data import gpt2_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY = ["low", "low", "low", "lower", "newest", "widest"]  # the seed's corpus
@@ -68,7 +69,7 @@ def gpt2() -> ByteBPETokenizer:
 
 @pytest.fixture(scope="module")
 def tiktoken_gpt2() -> tiktoken.Encoding:
-    return tiktoken.get_encoding("gpt2")
+    return gpt2_encoding()
 
 
 @pytest.fixture(scope="module")
@@ -418,7 +419,7 @@ def test_generated_corpora_are_exact_and_deterministic() -> None:
     assert len(zh) == 3_000 and zh == chinese_text(3_000, seed=5)
     assert sum("\u4e00" <= c <= "\u9fff" for c in zh) > 0.7 * len(zh)
     for generator in (english_text, chinese_text):
-        with pytest.raises(ValueError, match="n_chars must be a positive int"):
+        with pytest.raises(ValueError, match="n_chars must be an int >= 1"):
             generator(0)
     # a prefix of the same stream: asking for more never changes what came before
     assert english_text(20_000, seed=5)[:12_345] == english_text(12_345, seed=5)

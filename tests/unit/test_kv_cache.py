@@ -11,17 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from tutorial_code.costs import PUBLISHED_SHAPES, forward_flops, kv_cache_bytes
+from tutorial_code.generation import generate
 from tutorial_code.kv_cache import (
-    PUBLISHED_SHAPES,
     ConcatKVCache,
     KVCache,
     PreallocatedKVCache,
     causal_mask,
-    forward_flops,
-    generate_cached,
-    kv_cache_bytes,
 )
-from tutorial_code.model import GPT2_SMALL_CONFIG, GPTConfig, GPTModel, generate
+from tutorial_code.model import GPT2_SMALL_CONFIG, GPTConfig, GPTModel
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ["concat", "preallocated"]
@@ -109,7 +107,7 @@ def test_greedy_tokens_equal_uncached_for_prompt_lengths_up_to_the_context(kind:
         prompt = prompt_ids(cfg, batch, length, seed=100 * seed + length)
         n_new = ctx - length + 1  # the most tokens that stay within the context
         expected = generate(model, prompt, n_new)
-        got = generate_cached(model, prompt, n_new, kv_cache=kind)
+        got = generate(model, prompt, n_new, kv_cache=kind)
         assert torch.equal(got, expected), f"prompt length {length}"
 
 
@@ -132,7 +130,7 @@ def test_sampling_with_a_generator_equals_uncached(kind: str) -> None:
     prompt = prompt_ids(SMALL, 2, 3, seed=4)
     options = dict(temperature=1.0, top_k=10)
     a = generate(model, prompt, 14, generator=torch.Generator().manual_seed(9), **options)
-    b = generate_cached(model, prompt, 14, kv_cache=kind, generator=torch.Generator().manual_seed(9), **options)
+    b = generate(model, prompt, 14, kv_cache=kind, generator=torch.Generator().manual_seed(9), **options)
     assert torch.equal(a, b)
     assert len(set(a[0, 3:].tolist())) > 3  # a varied stream, not one repeated token
 
@@ -144,7 +142,7 @@ def test_eos_stops_like_uncached(kind: str) -> None:
     full = generate(model, prompt, 8)
     eos = int(full[0, 6])  # the third generated token
     a = generate(model, prompt, 8, eos_id=eos)
-    b = generate_cached(model, prompt, 8, kv_cache=kind, eos_id=eos)
+    b = generate(model, prompt, 8, kv_cache=kind, eos_id=eos)
     assert torch.equal(a, b)
     assert b.shape[1] <= 7
 
@@ -157,7 +155,7 @@ def test_eos_in_a_batch_like_uncached(kind: str) -> None:
     full = generate(model, prompts, 10)
     eos = int(full[0, 6])  # row 0's third token; the other rows finish elsewhere or not at all
     a = generate(model, prompts, 10, eos_id=eos)
-    b = generate_cached(model, prompts, 10, kv_cache=kind, eos_id=eos)
+    b = generate(model, prompts, 10, kv_cache=kind, eos_id=eos)
     assert torch.equal(a, b)
     assert bool((b[0, 6:] == eos).all())
 
@@ -166,15 +164,15 @@ def test_eos_in_a_batch_like_uncached(kind: str) -> None:
 def test_batched_prompts_equal_one_prompt_at_a_time(kind: str) -> None:
     model = make_model(seed=6)
     prompts = prompt_ids(SMALL, 4, 5, seed=6)
-    batched = generate_cached(model, prompts, 10, kv_cache=kind)
+    batched = generate(model, prompts, 10, kv_cache=kind)
     for row in range(4):
-        assert torch.equal(batched[row : row + 1], generate_cached(model, prompts[row : row + 1], 10, kv_cache=kind))
+        assert torch.equal(batched[row : row + 1], generate(model, prompts[row : row + 1], 10, kv_cache=kind))
 
 
 def test_zero_new_tokens_returns_the_prompt() -> None:
     model = make_model()
     prompt = prompt_ids(SMALL, 2, 4, seed=0)
-    assert torch.equal(generate_cached(model, prompt, 0), prompt)
+    assert torch.equal(generate(model, prompt, 0, kv_cache="preallocated"), prompt)
 
 
 def test_works_under_inference_mode_with_a_cache_built_outside() -> None:
@@ -182,7 +180,7 @@ def test_works_under_inference_mode_with_a_cache_built_outside() -> None:
     cache = PreallocatedKVCache(SMALL, batch_size=1)
     prompt = prompt_ids(SMALL, 1, 3, seed=7)
     with torch.inference_mode():
-        got = generate_cached(model, prompt, 6, kv_cache=cache)
+        got = generate(model, prompt, 6, kv_cache=cache)
     assert torch.equal(got, generate(model, prompt, 6))
 
 
@@ -197,7 +195,7 @@ def test_runs_past_the_context_without_error(kind: str, window: int | None) -> N
     model = make_model(cfg, seed=9)
     prompt = prompt_ids(cfg, 2, 5, seed=9)
     cache = make_cache(kind, cfg, batch_size=2, max_cache_len=window)
-    out = generate_cached(model, prompt, 3 * cfg.context_length, kv_cache=cache)
+    out = generate(model, prompt, 3 * cfg.context_length, kv_cache=cache)
     assert out.shape == (2, 5 + 3 * cfg.context_length)
     assert cache.seen_tokens == 5 + 3 * cfg.context_length - 1
     assert cache.get_seq_length() == (window or cfg.context_length)
@@ -217,13 +215,13 @@ def test_past_the_context_matches_the_sliding_window_reference(
     prompt = prompt_ids(cfg, 2, prompt_len, seed=10)
     n_new = 2 * cfg.context_length + 3
     cache = make_cache(kind, cfg, batch_size=2, max_cache_len=window)
-    out = generate_cached(model, prompt, n_new, kv_cache=cache, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    out = generate(model, prompt, n_new, kv_cache=cache, temperature=1.0, generator=torch.Generator().manual_seed(1))
     stream = out[:, :-1]  # every token that was fed to the model
     reference = sliding_window_reference(model, stream, window)
     cached = step_logits(model, stream, make_cache(kind, cfg, batch_size=2, max_cache_len=window))
     torch.testing.assert_close(cached, reference, rtol=1e-4, atol=1e-4)
     # and greedy decoding picks the reference's argmax wherever it is not a near tie
-    greedy = generate_cached(model, prompt, n_new, kv_cache=make_cache(kind, cfg, batch_size=2, max_cache_len=window))
+    greedy = generate(model, prompt, n_new, kv_cache=make_cache(kind, cfg, batch_size=2, max_cache_len=window))
     ref = sliding_window_reference(model, greedy[:, :-1], window)[:, prompt_len - 1 :]
     top2 = ref.topk(2, dim=-1).values
     clear = (top2[..., 0] - top2[..., 1]) > 1e-4
@@ -302,11 +300,11 @@ def test_recompute_keeping_the_whole_context_is_exactly_generate(kind: str) -> N
     model = make_model(seed=25)
     prompt = prompt_ids(SMALL, 2, 5, seed=25)
     ctx = SMALL.context_length
-    got = generate_cached(model, prompt, 3 * ctx, kv_cache=kind, overflow="recompute", recompute_keep=ctx)
+    got = generate(model, prompt, 3 * ctx, kv_cache=kind, overflow="recompute", recompute_keep=ctx)
     assert torch.equal(got, generate(model, prompt, 3 * ctx))
     sampled = dict(temperature=1.0, top_k=10)
     a = generate(model, prompt, 2 * ctx, generator=torch.Generator().manual_seed(3), **sampled)
-    b = generate_cached(
+    b = generate(
         model, prompt, 2 * ctx, kv_cache=kind, overflow="recompute", recompute_keep=ctx,
         generator=torch.Generator().manual_seed(3), **sampled,
     )
@@ -319,15 +317,15 @@ def test_recompute_matches_its_uncached_reference(kind: str, window: int, keep: 
     model = make_model(SMALL, seed=26)
     prompt = prompt_ids(SMALL, 2, prompt_len, seed=26)
     cache = make_cache(kind, SMALL, batch_size=2, max_cache_len=window)
-    got = generate_cached(model, prompt, 3 * SMALL.context_length, kv_cache=cache, overflow="recompute", recompute_keep=keep)
+    got = generate(model, prompt, 3 * SMALL.context_length, kv_cache=cache, overflow="recompute", recompute_keep=keep)
     assert torch.equal(got, recompute_reference(model, prompt, 3 * SMALL.context_length, window, keep))
 
 
 def test_a_prompt_longer_than_the_context_is_cropped_as_generate_does() -> None:
     model = make_model(seed=15)
     prompt = prompt_ids(SMALL, 2, 40, seed=15)
-    assert torch.equal(generate_cached(model, prompt, 1), generate(model, prompt, 1))
-    assert generate_cached(model, prompt, 5).shape == (2, 45)
+    assert torch.equal(generate(model, prompt, 1, kv_cache="preallocated"), generate(model, prompt, 1))
+    assert generate(model, prompt, 5, kv_cache="preallocated").shape == (2, 45)
 
 
 # --------------------------------------------------------------------------- pitfalls
@@ -338,9 +336,9 @@ def test_a_second_prompt_does_not_see_the_first_prompts_cache(kind: str) -> None
     model = make_model(seed=16)
     first, second = prompt_ids(SMALL, 2, 6, seed=1), prompt_ids(SMALL, 2, 4, seed=2)
     cache = make_cache(kind, SMALL, batch_size=2)
-    generate_cached(model, first, 5, kv_cache=cache)
-    reused = generate_cached(model, second, 8, kv_cache=cache)
-    assert torch.equal(reused, generate_cached(model, second, 8, kv_cache=kind))
+    generate(model, first, 5, kv_cache=cache)
+    reused = generate(model, second, 8, kv_cache=cache)
+    assert torch.equal(reused, generate(model, second, 8, kv_cache=kind))
     assert torch.equal(reused, generate(model, second, 8))
 
 
@@ -362,11 +360,11 @@ def test_preallocated_reset_never_reads_the_stale_slots() -> None:
     model = make_model(seed=18)
     cache = PreallocatedKVCache(SMALL, batch_size=1)
     prompt = prompt_ids(SMALL, 1, 5, seed=18)
-    generate_cached(model, prompt, 20, kv_cache=cache)
+    generate(model, prompt, 20, kv_cache=cache)
     for layer in cache.layers:  # poison every slot; reset only rewinds the counter
         layer.keys.fill_(float("nan"))
         layer.values.fill_(float("nan"))
-    assert torch.equal(generate_cached(model, prompt, 20, kv_cache=cache), generate_cached(model, prompt, 20))
+    assert torch.equal(generate(model, prompt, 20, kv_cache=cache), generate(model, prompt, 20, kv_cache="preallocated"))
 
 
 class RestartingPositions(ConcatKVCache):
@@ -411,8 +409,8 @@ def test_pitfall_an_unbounded_counter_indexes_past_the_position_table() -> None:
     model = make_model(seed=21)
     prompt = prompt_ids(SMALL, 1, 4, seed=21)
     with pytest.raises(IndexError):
-        generate_cached(model, prompt, SMALL.context_length + 5, kv_cache=UnboundedPositions(SMALL))
-    generate_cached(model, prompt, SMALL.context_length + 5, kv_cache=ConcatKVCache(SMALL))  # ours: no error
+        generate(model, prompt, SMALL.context_length + 5, kv_cache=UnboundedPositions(SMALL))
+    generate(model, prompt, SMALL.context_length + 5, kv_cache=ConcatKVCache(SMALL))  # ours: no error
 
 
 def test_positions_clamp_to_the_last_row_of_the_table() -> None:
@@ -462,7 +460,7 @@ def test_measured_cache_memory_equals_the_formula(kind: str) -> None:
     model = make_model(cfg, seed=24)
     cache = make_cache(kind, cfg, batch_size=3)
     prompt = prompt_ids(cfg, 3, 5, seed=24)
-    generate_cached(model, prompt, 10, kv_cache=cache)
+    generate(model, prompt, 10, kv_cache=cache)
     tokens = 14 if kind == "concat" else cfg.context_length  # prompt + new - 1, or every slot
     expected = kv_cache_bytes(
         n_layers=cfg.n_layers, n_kv_heads=cfg.n_heads, head_dim=cfg.emb_dim // cfg.n_heads,
@@ -536,19 +534,19 @@ def test_error_messages_name_the_argument() -> None:
     with pytest.raises(TypeError, match="cfg"):
         ConcatKVCache({"n_layers": 2})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kv_cache"):
-        generate_cached(model, prompt, 3, kv_cache="paged")  # type: ignore[arg-type]
+        generate(model, prompt, 3, kv_cache="paged")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kv_cache was built for"):
-        generate_cached(model, prompt, 3, kv_cache=ConcatKVCache(CONFIGS[2]))
+        generate(model, prompt, 3, kv_cache=ConcatKVCache(CONFIGS[2]))
     with pytest.raises(TypeError, match="model"):
-        generate_cached(torch.nn.Linear(2, 2), prompt, 3)  # type: ignore[arg-type]
+        generate(torch.nn.Linear(2, 2), prompt, 3, kv_cache="preallocated")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_new_tokens"):
-        generate_cached(model, prompt, -1)
+        generate(model, prompt, -1, kv_cache="preallocated")
     with pytest.raises(ValueError, match="overflow"):
-        generate_cached(model, prompt, 3, overflow="wrap")  # type: ignore[arg-type]
+        generate(model, prompt, 3, overflow="wrap", kv_cache="preallocated")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="recompute_keep"):
-        generate_cached(model, prompt, 3, overflow="recompute", recompute_keep=SMALL.context_length + 1)
+        generate(model, prompt, 3, overflow="recompute", recompute_keep=SMALL.context_length + 1, kv_cache="preallocated")
     with pytest.raises(ValueError, match="batch_size=1"):
-        generate_cached(model, prompt_ids(SMALL, 2, 3, seed=0), 3, kv_cache=PreallocatedKVCache(SMALL, batch_size=1))
+        generate(model, prompt_ids(SMALL, 2, 3, seed=0), 3, kv_cache=PreallocatedKVCache(SMALL, batch_size=1))
     with pytest.raises(ValueError, match="num_new"):
         ConcatKVCache(SMALL).positions(0)
     with pytest.raises(ValueError, match="keys"):

@@ -6,14 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tutorial_code.costs import count_parameters, gpt_parameter_count
+from tutorial_code.generation import generate
 from tutorial_code.model import (
     GPT2_SMALL_CONFIG,
     GPTConfig,
     GPTModel,
     MultiHeadAttention,
-    count_parameters,
-    generate,
-    gpt_parameter_count,
 )
 from tutorial_code.training import lm_loss
 
@@ -167,16 +166,17 @@ def test_eos_stops_generation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "message", "error"),
     [
-        ({"vocab_size": 0}, "vocab_size"),
-        ({"n_heads": 5}, "divisible"),
-        ({"drop_rate": 1.0}, "drop_rate"),
-        ({"context_length": 2.5}, "context_length"),
+        ({"vocab_size": 0}, "vocab_size", ValueError),
+        ({"n_heads": 5}, "divisible", ValueError),
+        ({"drop_rate": 1.0}, "drop_rate", ValueError),
+        ({"context_length": 2.5}, "context_length must be an int", TypeError),
+        ({"qkv_bias": 1}, "qkv_bias must be a bool", TypeError),
     ],
 )
-def test_bad_config_raises(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_config_raises(kwargs: dict, message: str, error: type) -> None:
+    with pytest.raises(error, match=message):
         GPTConfig(**{**SMALL.__dict__, **kwargs})
 
 
@@ -228,7 +228,7 @@ def test_eos_waits_for_every_row_and_pads_finished_rows() -> None:
 
 def test_generate_rejects_a_bad_eos_id_and_a_model_that_is_not_a_gpt() -> None:
     model = make_model()
-    with pytest.raises(ValueError, match="eos_id must be None or an int in"):
+    with pytest.raises(ValueError, match=r"eos_id must be an int in \[0, 49\]"):
         generate(model, torch.tensor([[1]]), 2, eos_id=SMALL.vocab_size)
     with pytest.raises(TypeError, match="model must be a GPTModel, got Linear"):
         generate(torch.nn.Linear(2, 2), torch.tensor([[1]]), 2)  # type: ignore[arg-type]

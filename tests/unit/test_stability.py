@@ -19,12 +19,10 @@ from tutorial_code.stability import (
     global_grad_norm,
     grad_norms,
     largest_gradient,
-    train,
-    train_step,
     warmup_cosine_lr,
     warmup_cosine_scheduler,
 )
-from tutorial_code.training import lm_loss
+from tutorial_code.training import lm_loss, train, train_step
 
 SMALL = GPTConfig(vocab_size=20, context_length=8, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
 
@@ -645,10 +643,10 @@ def test_train_step_rejects_bad_max_norm() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="max_norm must be > 0"):
         train_step(model, optimizer, *batch(), max_norm=0.0)
-    with pytest.raises(TypeError, match="max_norm must be None or a float"):
+    with pytest.raises(TypeError, match="max_norm must be None or a number"):
         train_step(model, optimizer, *batch(), max_norm="1")
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
         train_step(model, "adam", *batch())
-    with pytest.raises(ValueError, match="total_steps must be a positive int"):
+    with pytest.raises(ValueError, match="total_steps must be an int >= 1"):
         ids = torch.arange(20) % SMALL.vocab_size
         train(model, optimizer, ids, total_steps=0, batch_size=2, context_length=4)

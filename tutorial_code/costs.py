@@ -1,0 +1,238 @@
+"""Cost accounting in one place: parameters, FLOPs and bytes.
+
+Every chapter that quotes a cost computes it here, so the numbers agree across the book:
+
+* parameters: :func:`count_parameters` counts a built model's tensors;
+  :func:`gpt_parameter_count` derives the same number from a configuration by hand;
+* FLOPs: :func:`forward_flops` counts the matrix multiplies of one forward pass of the book's
+  GPT exactly as the code performs them (checked against ``torch.utils.flop_counter``);
+  :func:`training_flops` is the ``6 N D`` rule of Kaplan et al. (2020);
+* bytes: :func:`kv_cache_bytes` and :class:`AttentionShape` for KV caches of published models,
+  :data:`DTYPE_BYTES` for weights.
+
+This module is a leaf: it imports nothing from the rest of the package except the argument
+checks, and takes configurations by their attributes (``vocab_size``, ``context_length``,
+``emb_dim``, ``n_layers``, ``qkv_bias``), so ``GPTConfig`` and look-alikes both work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from tutorial_code.checks import check_float, check_int
+
+__all__ = [
+    "DTYPE_BYTES",
+    "PUBLISHED_SHAPES",
+    "AttentionShape",
+    "GPTShape",
+    "count_parameters",
+    "forward_flops",
+    "gpt_parameter_count",
+    "kv_cache_bytes",
+    "training_flops",
+]
+
+
+class GPTShape(Protocol):
+    """What the formulas here read from a configuration (``GPTConfig`` has all of it)."""
+
+    vocab_size: int
+    context_length: int
+    emb_dim: int
+    n_layers: int
+    qkv_bias: bool
+
+
+#: Bytes per stored value of common weight and activation formats.
+DTYPE_BYTES: dict[torch.dtype, float] = {
+    torch.float64: 8,
+    torch.float32: 4,
+    torch.float16: 2,
+    torch.bfloat16: 2,
+    torch.int8: 1,
+    torch.uint8: 1,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of scalar parameters in ``model`` (a tensor shared by two modules counts once)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def gpt_parameter_count(
+    cfg: GPTShape, *, tied_head: bool = False, include_embeddings: bool = True
+) -> int:
+    """Parameter count of ``GPTModel(cfg)`` derived by hand, without building it.
+
+    Per block: two LayerNorms ``2C`` each; Q, K, V ``3 (C^2 + [qkv_bias] C)``; the output
+    projection ``C^2 + C``; the MLP ``C 4C + 4C + 4C C + C``. Plus token embeddings ``V C``,
+    position embeddings ``T_max C``, the final LayerNorm ``2C`` and the head ``V C``.
+
+    Args:
+        tied_head: leave out the head, as GPT-2 does by sharing it with the token embedding
+            (its released checkpoint has 124,439,808 parameters this way).
+        include_embeddings: ``False`` drops the token and position embeddings, giving the
+            "non-embedding" count ``N`` of Kaplan et al. (2020, section 2.1). The head stays
+            in unless ``tied_head`` (Kaplan's models tie it).
+    """
+    c = cfg.emb_dim
+    attention = 3 * (c * c + (c if cfg.qkv_bias else 0)) + c * c + c
+    mlp = c * 4 * c + 4 * c + 4 * c * c + c
+    block = attention + mlp + 2 * (2 * c)
+    embeddings = cfg.vocab_size * c + cfg.context_length * c if include_embeddings else 0
+    head = 0 if tied_head else cfg.vocab_size * c
+    return embeddings + cfg.n_layers * block + 2 * c + head
+
+
+# --------------------------------------------------------------------------------------
+# FLOPs
+# --------------------------------------------------------------------------------------
+
+
+def forward_flops(cfg: GPTShape, *, num_new: int, num_cached: int = 0) -> int:
+    """Matrix-multiply FLOPs of one ``GPTModel`` forward pass (2 per multiply-add).
+
+    ``num_new`` tokens ``T`` go through the model while ``num_cached`` earlier tokens sit in
+    a KV cache, so attention runs over ``S = num_cached + num_new`` keys. Per layer: the
+    Q, K, V and output projections ``2 T 4C^2``, the MLP ``2 T 8C^2``, the scores
+    ``Q K^T`` ``2 T S C`` and ``weights @ V`` ``2 T S C`` (summed over heads, masked
+    entries included, since the code computes them); plus the LM head ``2 T C V``, which
+    ``GPTModel`` applies at every input position. Element-wise work (LayerNorm, softmax,
+    GELU, biases) is left out, as ``torch.utils.flop_counter.FlopCounterMode`` leaves it out.
+    """
+    check_int("num_new", num_new, low=1)
+    check_int("num_cached", num_cached, low=0)
+    c, t, s = cfg.emb_dim, num_new, num_cached + num_new
+    per_layer = 2 * t * (4 * c * c) + 2 * t * (8 * c * c) + 2 * 2 * t * s * c
+    return cfg.n_layers * per_layer + 2 * t * c * cfg.vocab_size
+
+
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """Training compute ``C = 6 N D`` in FLOPs (Kaplan et al., 2020, section 2.1).
+
+    Each parameter takes part in one multiply-add (2 FLOPs) per token in the forward pass and
+    two in the backward pass (gradients with respect to activations and to weights), so a
+    token costs about ``6 N`` FLOPs. The rule leaves out attention's ``Q K^T`` and
+    ``weights @ V`` products, which have no parameters and grow with the context length, and
+    it counts embedding lookups (which cost no multiplies) if ``N`` includes them;
+    :func:`forward_flops` counts them exactly for the book's GPT.
+    """
+    n_params = check_float("n_params", n_params, low=0.0, low_open=True)
+    n_tokens = check_float("n_tokens", n_tokens, low=0.0, low_open=True)
+    return 6.0 * n_params * n_tokens
+
+
+# --------------------------------------------------------------------------------------
+# Bytes
+# --------------------------------------------------------------------------------------
+
+
+def kv_cache_bytes(
+    *,
+    n_layers: int,
+    n_kv_heads: int,
+    head_dim: int,
+    n_tokens: int,
+    batch_size: int = 1,
+    bits_per_value: int = 16,
+) -> int:
+    """Bytes of a KV cache: ``2 * L * H_kv * D * tokens * B * bits / 8``.
+
+    The factor 2 is one key and one value per token, layer and KV head. With multi-head
+    attention ``H_kv`` is the number of heads; grouped-query attention (Ainslie et al.,
+    2023) shares each key/value head among several query heads, so ``H_kv`` is smaller;
+    multi-query attention (Shazeer, 2019) has ``H_kv = 1``. ``bits_per_value`` is 32 for
+    float32, 16 for float16/bfloat16, 8 or 4 for quantized caches.
+    """
+    for name, value in (
+        ("n_layers", n_layers),
+        ("n_kv_heads", n_kv_heads),
+        ("head_dim", head_dim),
+        ("batch_size", batch_size),
+        ("bits_per_value", bits_per_value),
+    ):
+        check_int(name, value, low=1)
+    check_int("n_tokens", n_tokens, low=0)
+    bits = 2 * n_layers * n_kv_heads * head_dim * n_tokens * batch_size * bits_per_value
+    return bits // 8
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """The numbers of a published model that size its KV cache.
+
+    ``sliding_window`` is set for models whose cache keeps only the last ``W`` tokens;
+    the cache then never holds more than ``min(context_length, W)`` tokens.
+    """
+
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    context_length: int
+    sliding_window: int | None = None
+
+    def cache_bytes(
+        self, *, n_tokens: int | None = None, batch_size: int = 1, bits_per_value: int = 16
+    ) -> int:
+        """:func:`kv_cache_bytes` for ``n_tokens`` of text (default: the full context)."""
+        n = self.context_length if n_tokens is None else n_tokens
+        if self.sliding_window is not None:
+            n = min(n, self.sliding_window)
+        return kv_cache_bytes(
+            n_layers=self.n_layers,
+            n_kv_heads=self.n_kv_heads,
+            head_dim=self.head_dim,
+            n_tokens=n,
+            batch_size=batch_size,
+            bits_per_value=bits_per_value,
+        )
+
+
+#: Attention shapes of published models, from their papers and released configurations:
+#: GPT-2 (Radford et al., 2019; small: n_layer=12, n_head=12, n_embd=768; XL: n_layer=48,
+#: n_head=25, n_embd=1600; context 1024), Llama 2 (Touvron et al., 2023; 7B: dim 4096,
+#: 32 layers, 32 heads; 70B: dim 8192, 80 layers, 64 query heads and 8 key/value heads
+#: (GQA); context 4096), Mistral 7B (Jiang et al., 2023, Table 1: 32 layers, 32 heads,
+#: 8 key/value heads, head_dim 128, window 4096, context 8192).
+PUBLISHED_SHAPES: dict[str, AttentionShape] = {
+    "GPT-2 small": AttentionShape(
+        n_layers=12, n_heads=12, n_kv_heads=12, head_dim=64, context_length=1024
+    ),
+    "GPT-2 XL": AttentionShape(
+        n_layers=48, n_heads=25, n_kv_heads=25, head_dim=64, context_length=1024
+    ),
+    "Llama 2 7B": AttentionShape(
+        n_layers=32, n_heads=32, n_kv_heads=32, head_dim=128, context_length=4096
+    ),
+    "Llama 2 70B": AttentionShape(
+        n_layers=80, n_heads=64, n_kv_heads=8, head_dim=128, context_length=4096
+    ),
+    "Mistral 7B": AttentionShape(
+        n_layers=32,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        context_length=8192,
+        sliding_window=4096,
+    ),
+}
