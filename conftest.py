@@ -1,8 +1,1 @@
-"""Session set-up shared by every test, including nbval's notebook kernels (which inherit
-this process's environment): an offline tiktoken cache where the build machine provides one."""
-
-from tools.offline import ensure_tiktoken_cache
-
-
-def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
-    ensure_tiktoken_cache()
+"""Shared pytest set-up: nothing needs the network (GPT-2's vocabulary ships with the package)."""

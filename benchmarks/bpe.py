@@ -11,7 +11,7 @@ Set-up (issue 4): 1,000,000 characters (= bytes, ASCII) of ``english_text(1_000_
   many of the Hugging Face merges equal ours (it also merges the smallest pair among equal
   counts, but of its own ids, whose byte order differs from ours).
 * **Encoding.** ``ByteBPETokenizer.from_tiktoken("gpt2").encode(text)``, starting from an
-  empty chunk cache every time, against ``tiktoken.get_encoding("gpt2").encode_ordinary``.
+  empty chunk cache every time, against tiktoken's ``gpt2`` encoding (``encode_ordinary``).
   The ids must be identical.
 
 The fast trainer, the Hugging Face trainer and the two encoders are timed in turn
@@ -46,13 +46,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tutorial_code.bpe import ByteBPETokenizer, pretokenize, train_bpe
+from tutorial_code.corpora import english_text
+from tutorial_code.data import gpt2_encoding
+from tutorial_code.notebook import cpu_model
 
-from tools.offline import ensure_tiktoken_cache  # noqa: E402
-from tutorial_code.bpe import ByteBPETokenizer, pretokenize, train_bpe  # noqa: E402
-from tutorial_code.data import english_text  # noqa: E402
-from tutorial_code.notebook import cpu_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TEXT_CHARS = 1_000_000
 MERGES = 500
@@ -151,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.naive_merges <= MERGES:
         parser.error(f"--naive-merges must be in [1, {MERGES}]")
-    ensure_tiktoken_cache()
-    import tiktoken
 
     load_before = os.getloadavg()
     text = english_text(TEXT_CHARS, seed=0)
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"text: {n_bytes:,} bytes, {len(chunks):,} chunks, {n_unique:,} distinct")
 
     gpt2 = ByteBPETokenizer.from_tiktoken("gpt2")
-    reference = tiktoken.get_encoding("gpt2")
+    reference = gpt2_encoding()
 
     def ours_encode() -> list[int]:
         gpt2._cache.clear()  # every run starts cold, as tiktoken does

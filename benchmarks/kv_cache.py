@@ -43,18 +43,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tutorial_code.costs import kv_cache_bytes
+from tutorial_code.generation import generate
+from tutorial_code.kv_cache import ConcatKVCache, KVCache, PreallocatedKVCache
+from tutorial_code.model import GPT2_SMALL_CONFIG, GPTModel
+from tutorial_code.notebook import cpu_model
 
-from tutorial_code.kv_cache import (  # noqa: E402
-    ConcatKVCache,
-    KVCache,
-    PreallocatedKVCache,
-    generate_cached,
-    kv_cache_bytes,
-)
-from tutorial_code.model import GPT2_SMALL_CONFIG, GPTModel, generate  # noqa: E402
-from tutorial_code.notebook import cpu_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PROMPT_IDS = [15496, 11, 314, 716]  # "Hello, I am" in GPT-2's BPE (tiktoken "gpt2")
 BAR_VS_NO_CACHE = 5.3
@@ -131,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     prealloc = PreallocatedKVCache(cfg, batch_size=1)
     methods = {
         "no_cache": lambda n: generate(model, prompt, n),
-        "concat_cache": lambda n: generate_cached(model, prompt, n, kv_cache=concat),
-        "preallocated_cache": lambda n: generate_cached(model, prompt, n, kv_cache=prealloc),
+        "concat_cache": lambda n: generate(model, prompt, n, kv_cache=concat),
+        "preallocated_cache": lambda n: generate(model, prompt, n, kv_cache=prealloc),
     }
 
     load_before = load_average()

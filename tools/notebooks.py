@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -30,9 +31,6 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tools.offline import ensure_tiktoken_cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
@@ -76,6 +74,7 @@ def notebook_for(cells: list[SourceCell], language: str) -> nbformat.NotebookNod
     """The unexecuted notebook of one language: its Markdown cells plus every code cell."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
+        "book": {"language": language},  # read by tutorial_code.notebook.notebook_language
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
@@ -97,7 +96,6 @@ def target_path(name: str, language: str) -> Path:
 
 def build(name: str, *, timeout: int = 600) -> dict[str, float]:
     """Write and execute both notebooks of chapter ``name``; return wall times in seconds."""
-    ensure_tiktoken_cache()
     cells = parse_source(SOURCES / f"{name}.md")
     times = {}
     for language in LANGUAGES:
@@ -105,6 +103,7 @@ def build(name: str, *, timeout: int = 600) -> dict[str, float]:
         path = target_path(name, language)
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        os.environ["BOOK_LANGUAGE"] = language  # the kernel inherits it; the folder may be empty
         NotebookClient(
             nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
         ).execute()
