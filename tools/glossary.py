@@ -44,7 +44,8 @@ def load_terms(folder: Path = GLOSSARY) -> list[Term]:
             aliases = entry.get("aliases", [])
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
                 raise ValueError(
-                    f"{path.name}: 'aliases' must be a list of strings, got {aliases!r} in {entry!r}"
+                    f"{path.name}: 'aliases' must be a list of strings, "
+                    f"got {aliases!r} in {entry!r}"
                 )
             term = Term(str(entry["en"]), str(entry["zh"]), path.stem, tuple(aliases))
             for form in term.english_forms():

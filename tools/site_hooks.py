@@ -102,9 +102,7 @@ def _patch_mkdocs_jupyter_slugs() -> None:
         import nbformat
 
         notebook = nbformat.read(fpath, as_version=4)
-        source = "\n\n".join(
-            cell.source for cell in notebook.cells if cell.cell_type == "markdown"
-        )
+        source = "\n\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
         tokens = markdown_toc(source, toc_depth)
         title = next((t["name"] for t in tokens if t["level"] == 1), None)
         return tokens, title
@@ -145,8 +143,18 @@ def on_post_page(output: str, page, config) -> str:  # type: ignore[no-untyped-d
     return _NBCONVERT_MATHJAX.sub("", output)
 
 
-_MATHJAX_PARTS = ["tex-chtml.js", "input", "output", "ui", "a11y", "adaptors", "sre", "core.js",
-                  "startup.js", "loader.js"]
+_MATHJAX_PARTS = [
+    "tex-chtml.js",
+    "input",
+    "output",
+    "ui",
+    "a11y",
+    "adaptors",
+    "sre",
+    "core.js",
+    "startup.js",
+    "loader.js",
+]
 
 
 def _mathjax_es5() -> Path:

@@ -131,7 +131,7 @@ def test_word_bpe_prefix_of_merges_is_a_shorter_training() -> None:
         "".join(pair) for pair in full.merges[:3]
     }
     with pytest.raises(RuntimeError, match="vocab needs the alphabet"):
-        WordBPE(full.merges[:3]).vocab
+        _ = WordBPE(full.merges[:3]).vocab
 
 
 def test_word_bpe_unseen_character_is_out_of_vocabulary() -> None:
