@@ -38,6 +38,7 @@ __all__ = [
     "forward_flops",
     "gpt_parameter_count",
     "kv_cache_bytes",
+    "pipeline_bubble_fraction",
     "training_flops",
     "training_memory",
 ]
@@ -347,3 +348,17 @@ def training_memory(
     gradients = local * grad_bytes / (n_d if zero_stage >= 2 else 1)
     optimizer = local * optimizer_bytes / (n_d if zero_stage >= 1 else 1)
     return TrainingMemory(weights, gradients, optimizer, float(activations))
+
+
+def pipeline_bubble_fraction(*, stages: int, micro_batches: int) -> float:
+    """Fraction of a pipeline-parallel step that each GPU sits idle: ``(p - 1) / (m + p - 1)``.
+
+    With ``p`` stages and ``m`` micro-batches per step under the GPipe / 1F1B schedules, a
+    step lasts ``m + p - 1`` micro-batch slots of which each stage computes in ``m`` (Huang
+    et al., 2019, "GPipe", section 2.3; Narayanan et al., 2021, "Efficient Large-Scale Language
+    Model Training on GPU Clusters Using Megatron-LM", section 2.2.1). More micro-batches
+    shrink the bubble.
+    """
+    check_int("stages", stages, low=1)
+    check_int("micro_batches", micro_batches, low=1)
+    return (stages - 1) / (micro_batches + stages - 1)

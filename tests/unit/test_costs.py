@@ -118,3 +118,14 @@ def test_activation_bytes_follow_korthikanti_et_al() -> None:
     assert sel == 34 * s * b * h
     with pytest.raises(ValueError, match="recompute must be"):
         activation_bytes_per_layer(seq_len=s, micro_batch=b, hidden=h, n_heads=a, recompute="some")
+
+
+def test_pipeline_bubble_by_hand() -> None:
+    """GPipe's bubble (p - 1) / (m + p - 1): 4 stages, 4 micro-batches idle 3/7 of the time."""
+    from tutorial_code.costs import pipeline_bubble_fraction
+
+    assert pipeline_bubble_fraction(stages=4, micro_batches=4) == 3 / 7
+    assert pipeline_bubble_fraction(stages=1, micro_batches=8) == 0.0
+    assert pipeline_bubble_fraction(stages=8, micro_batches=64) == pytest.approx(7 / 71)
+    with pytest.raises(ValueError, match="micro_batches must be an int >= 1"):
+        pipeline_bubble_fraction(stages=2, micro_batches=0)
