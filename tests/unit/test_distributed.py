@@ -163,3 +163,28 @@ def test_accumulation_needs_divisible_batches() -> None:
             context_length=8,
             grad_accum_steps=3,
         )
+
+
+def test_the_appendix_script_under_torchrun(tmp_path) -> None:
+    """A short slice of the run the appendix prints, launched exactly as the reader would;
+    the stored full run must show the same agreement."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "ddp.json"
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         "--master_port", str(free_port()), str(root / "experiments" / "ddp.py"),
+         "--steps", "4", "--output", str(out)],
+        check=True, capture_output=True, timeout=120, cwd=root,
+    )
+    short = json.loads(out.read_text())
+    stored = json.loads((root / "experiments" / "results" / "ddp.json").read_text())
+    for run in (short, stored):
+        assert run["world_size"] == 2 and run["backend"] == "gloo"
+        assert run["ddp_losses"] == pytest.approx(run["single_process_losses"], rel=1e-5)
+        assert run["max_abs_parameter_difference"] < 1e-5
+    # same model, seeds and first batch: the first loss (before any update) is the stored one
+    assert short["ddp_losses"][0] == pytest.approx(stored["ddp_losses"][0], rel=1e-5)
