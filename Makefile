@@ -15,7 +15,7 @@ NBVAL := $(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval
 	-n $(JOBS) --dist loadscope
 
 .PHONY: install serve build test lint test-code test-notebooks test-site test-portable \
-	notebooks bench checkpoints experiments clean
+	notebooks bench experiments clean
 
 install: $(STAMP)
 
@@ -69,6 +69,11 @@ notebooks: install
 bench: install
 	$(BIN)/python benchmarks/bpe.py
 	$(BIN)/python benchmarks/kv_cache.py --threads 1
+
+## Re-run the experiments whose stored results the chapters print (experiments/results/*.json),
+## then rebuild those chapters with make notebooks.
+experiments: install
+	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:
 	rm -rf site .pytest_cache
