@@ -291,27 +291,40 @@ def _check_problems(problems: Sequence[Problem]) -> None:
 
 
 def pretraining_text(
-    n_documents: int, *, seed: int = 0, trace_fraction: float = 0.5, padded_fraction: float = 0.5
+    n_documents: int,
+    *,
+    seed: int = 0,
+    trace_fraction: float = 0.5,
+    padded_fraction: float = 0.0,
+    three_digit_fraction: float = 0.0,
 ) -> str:
     """``n_documents`` documents of one- and two-digit sums, each ending with EOS.
 
     A document is ``47+85=7+5=12,4+8+1=13|132.`` (with a two-column trace, probability
-    ``trace_fraction``) or ``47+85=|132.``; operands are written without zero padding and are
-    drawn from the training split only. Concatenated, as a pre-training corpus is: there is
-    no prompt or completion here, and the model learns every character, operands included.
+    ``trace_fraction``) or ``47+85=|132.``; operands are drawn from the training split only.
+    Concatenated, as a pre-training corpus is: there is no prompt or completion here, and the
+    model learns every character, operands included. Two knobs (both 0 for the shipped base
+    model) bring the text closer to the task: ``padded_fraction`` of the documents write the
+    operands zero-padded to three digits with a three-column trace (``047+085=...``), and
+    ``three_digit_fraction`` of them draw operands up to 999 instead of 99.
     """
     check_int("n_documents", n_documents, low=1)
     check_int("seed", seed)
     trace_fraction = check_float("trace_fraction", trace_fraction, low=0.0, high=1.0)
     padded_fraction = check_float("padded_fraction", padded_fraction, low=0.0, high=1.0)
+    three_digit_fraction = check_float(
+        "three_digit_fraction", three_digit_fraction, low=0.0, high=1.0
+    )
     rng = random.Random(f"pretraining/{seed}")
     docs = []
     while len(docs) < n_documents:
-        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        top = 999 if rng.random() < three_digit_fraction else 99
+        a, b = rng.randint(0, top), rng.randint(0, top)
         if split_of(a, b) != "train":
             continue
         padded = rng.random() < padded_fraction
-        trace = _trace(a, b, 3 if padded else 2) if rng.random() < trace_fraction else ""
+        columns = 3 if padded or top == 999 else 2
+        trace = _trace(a, b, columns) if rng.random() < trace_fraction else ""
         operands = f"{a:03d}+{b:03d}" if padded else f"{a}+{b}"
         docs.append(f"{operands}={trace}{ANSWER_SEP}{a + b}{EOS}")
     return "".join(docs)
@@ -394,5 +407,7 @@ def _check_example(example: dict[str, str], keys: Iterable[str]) -> None:
     if not isinstance(example, dict):
         raise TypeError(f"example must be a dict, got {type(example).__name__}")
     for key in keys:
-        if not isinstance(example.get(key), str):
+        if key not in example:
             raise ValueError(f"example must have a str {key!r}, got keys {sorted(example)}")
+        if not isinstance(example[key], str):
+            raise TypeError(f"example[{key!r}] must be a str, got {type(example[key]).__name__}")
