@@ -1,6 +1,6 @@
 """RLHF with PPO on the alignment testbed: the reward model, PPO runs, reward hacking, ablations.
 
-1. ``reward_model``: train the reward model (``tutorial_code.ppo.train_reward_model`` with
+1. ``rm``: train the reward model (``tutorial_code.ppo.train_reward_model`` with
    its default ``RewardModelConfig``) on preference pairs sampled from the SFT policy; then,
    on ``N_VAL`` validation problems with 4 SFT samples each, its pairwise accuracy on the
    held-out pairs, the correlation of its score with the checker's reward, and its mean
@@ -26,6 +26,7 @@ Usage::
 
     python experiments/ppo.py                        # everything (rewrites the JSON)
     python experiments/ppo.py --only checker k3      # re-run some runs, keep the others
+    python experiments/ppo.py --only rm              # only the reward model's section
     python experiments/ppo.py --only checker --seeds 0 --steps 2 --output /tmp/ppo.json
 """
 
@@ -72,7 +73,7 @@ N_VAL, N_TEST = 500, 500
 EVAL_EVERY = 5
 #: name -> (changes to the default PPOConfig, reward, steps)
 RUNS: dict[str, tuple[dict, str, int]] = {
-    "checker": ({}, "checker", 40),
+    "checker": ({}, "checker", 30),
     "reward_model": ({}, "reward_model", 40),
     "reward_model_fixed_kl": ({"adaptive_kl": False}, "reward_model", 40),
     "reward_model_no_kl": ({"adaptive_kl": False, "kl_coef": 0.0}, "reward_model", 40),
@@ -80,7 +81,8 @@ RUNS: dict[str, tuple[dict, str, int]] = {
     "no_value_clipping": ({"cliprange_value": None}, "checker", 30),
     "k3": ({"kl_estimator": "k3"}, "checker", 30),
 }
-SECTIONS = ("reward_model", *RUNS)
+#: ``--only`` choices: ``rm`` (train and measure the reward model) and the runs.
+SECTIONS = ("rm", *RUNS)
 
 
 def rounded(value: object) -> object:
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     )
     results.setdefault("runs", {})
-    needs_rm = "reward_model" in args.only or any(
+    needs_rm = "rm" in args.only or any(
         RUNS[name][1] == "reward_model" for name in args.only if name in RUNS
     )
     rm = None
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         rm, record = train_reward_model(RewardModelConfig())
         seconds = time.perf_counter() - start
-        if "reward_model" in args.only:
+        if "rm" in args.only:
             results["reward_model"] = {
                 "training": record,
                 "train_seconds": seconds,
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{results['reward_model']['held_out_accuracy']:.3f}, {seconds:.0f} s",
                 flush=True,
             )
-    if "reward_model" in args.only or "sft" not in results:
+    if "rm" in args.only or "sft" not in results:
         sft = load_checkpoint("sft")
         results["sft"] = final_evaluation(sft, sft, rm, seed=0)
     for name in args.only:

@@ -633,3 +633,73 @@ def test_reward_model_loss_errors() -> None:
         reward_model_loss(torch.zeros(2), torch.zeros(2), torch.zeros(3))
     with pytest.raises(ValueError, match="equal length"):
         pair_batch(["047+285="], [])
+
+
+def test_the_script_replays_the_first_stored_steps(tmp_path) -> None:
+    """A short slice of experiments/ppo.py (the checker run, seed 0, 2 steps), launched as the
+    reader would; the stored full run's first two steps must match it. Reference: the
+    committed experiments/results/ppo.json."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "ppo.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "experiments" / "ppo.py"),
+            "--only",
+            "checker",
+            "--seeds",
+            "0",
+            "--steps",
+            "2",
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=root,
+    )
+    short = json.loads(out.read_text())["runs"]["checker"]["seeds"]["0"]
+    stored = json.loads((root / "experiments" / "results" / "ppo.json").read_text())
+    full = stored["runs"]["checker"]["seeds"]["0"]
+    assert short["evals"][0] == {**full["evals"][0], "seconds": 0.0}
+    keys = (
+        "reward",
+        "length",
+        "kl",
+        "kl_sequence",
+        "score",
+        "kl_coef",
+        "pg_loss",
+        "vf_loss",
+        "clipfrac",
+        "approxkl",
+        "value_mean",
+        "return_mean",
+    )
+    for mine, theirs in zip(short["steps"], full["steps"][:2], strict=True):
+        for key in keys:
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-3, abs=1e-4), key
+    assert stored["ppo_config"] == json.loads(out.read_text())["ppo_config"]
+
+
+def test_train_ppo_starts_from_the_sft_checkpoint() -> None:
+    """Reference: the SFT checkpoint's greedy accuracy on the default held-out problems
+    (200 of the validation split), measured directly with evaluate_greedy."""
+    from tutorial_code.checkpoints import load_checkpoint
+    from tutorial_code.ppo import train_ppo
+    from tutorial_code.rl import evaluate_greedy
+
+    config = PPOConfig(batch_size=8, num_ppo_epochs=1, num_mini_batches=1)
+    log = train_ppo(config, seed=0, steps=1, eval_every=1)
+    assert [r["step"] for r in log.steps] == [1] and [e["step"] for e in log.evals] == [0, 1]
+    sft = evaluate_greedy(load_checkpoint("sft"), sample_problems(200, split="val"))
+    assert log.evals[0]["accuracy"] == sft.accuracy
+    assert log.steps[0]["clipfrac"] == 0.0  # one update: the ratio is exactly 1
+    with pytest.raises(ValueError, match="needs a reward_model"):
+        train_ppo(config, seed=0, steps=1, reward="reward_model")
