@@ -7,6 +7,7 @@ Every chapter that quotes a cost computes it here, so the numbers agree across t
 * FLOPs: :func:`forward_flops` counts the matrix multiplies of one forward pass of the book's
   GPT exactly as the code performs them (checked against ``torch.utils.flop_counter``);
   :func:`training_flops` is the ``6 N D`` rule of Kaplan et al. (2020);
+  :func:`training_flops_per_token` counts a training token of the book's GPT exactly;
 * bytes: :func:`kv_cache_bytes` and :class:`AttentionShape` for KV caches of published models,
   :data:`DTYPE_BYTES` for weights, :func:`training_memory` and
   :func:`activation_bytes_per_layer` for training on many GPUs (ZeRO, tensor and pipeline
@@ -40,6 +41,7 @@ __all__ = [
     "kv_cache_bytes",
     "pipeline_bubble_fraction",
     "training_flops",
+    "training_flops_per_token",
     "training_memory",
 ]
 
@@ -362,3 +364,33 @@ def pipeline_bubble_fraction(*, stages: int, micro_batches: int) -> float:
     check_int("stages", stages, low=1)
     check_int("micro_batches", micro_batches, low=1)
     return (stages - 1) / (micro_batches + stages - 1)
+
+
+# --------------------------------------------------------------------------------------
+# Training FLOPs per token, counted exactly (chapter 1)
+# --------------------------------------------------------------------------------------
+
+
+def training_flops_per_token(cfg: GPTShape, *, context_length: int | None = None) -> int:
+    """Matrix-multiply FLOPs of one training token of ``GPTModel``: forward plus backward.
+
+    A training step on windows of ``T`` tokens runs the forward pass of
+    :func:`forward_flops` over ``T`` new tokens, then the backward pass, which costs twice
+    the forward for every matrix multiply ``Y = X W`` (one product for the gradient with
+    respect to ``X``, one for ``W``; the score products ``Q K^T`` and ``weights @ V`` have
+    two inputs that both need gradients, so the same factor applies). Every product in the
+    model needs both gradients: the embeddings feed LayerNorms whose gains are trained, so
+    even the first projection passes a gradient down. Per token::
+
+        3 * forward_flops(T) / T = 3 * (L * (24 C^2 + 4 T C) + 2 C V)
+
+    against Kaplan et al.'s (2020, eq. 2.2 and section 2.1) ``6 N`` with ``N ~ 12 L C^2``
+    non-embedding parameters: the rule drops the context term ``12 L T C`` (``6 L T C`` in
+    Kaplan's count, whose causal attention computes only half the score matrix; the book's
+    model computes all of it and masks) and counts the head ``2 C V`` as it does the other
+    matrices. ``context_length`` defaults to ``cfg.context_length``, the window the model
+    trains on.
+    """
+    t = cfg.context_length if context_length is None else context_length
+    check_int("context_length", t, low=1)
+    return 3 * forward_flops(cfg, num_new=t) // t
