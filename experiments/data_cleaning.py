@@ -116,7 +116,9 @@ def cleaning_statistics(corpora: Corpora) -> dict:
         "input_chars": result.chars_in,
         "kinds": dict(kinds.most_common()),
         "docs_with_boilerplate": sum(dirty.boilerplate),
-        "exact_duplicate_rate_docs": round(len(result.removed["exact_duplicate"]) / len(dirty.docs), 4),
+        "exact_duplicate_rate_docs": round(
+            len(result.removed["exact_duplicate"]) / len(dirty.docs), 4
+        ),
         "stages": stages,
         "rule_failures": result.rule_failures,
         "boilerplate_lines_found": len(result.boilerplate_lines),
@@ -230,7 +232,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, text in (("raw", raw_text), ("cleaned", clean_text)):
             run = train_and_score(text, tokenizer, heldout, seed)
             runs[name].append(run)
-            print(f"{name:8s} seed {seed}: held-out {run['heldout_loss']} ({run['train_seconds']} s)", flush=True)
+            print(
+                f"{name:8s} seed {seed}: held-out {run['heldout_loss']} ({run['train_seconds']} s)",
+                flush=True,
+            )
     summary = {}
     for name, rs in runs.items():
         summary[name] = {}
@@ -248,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "description": "Raw vs cleaned bilingual text: held-out loss on clean text of the same "
         "small GPT trained for the same number of tokens",
-        "command": " ".join(["python", "experiments/data_cleaning.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(
+            ["python", "experiments/data_cleaning.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpu_model": cpu_model(),
@@ -281,7 +288,9 @@ def main(argv: list[str] | None = None) -> None:
         "total_seconds": round(total, 1),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.output.write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {args.output} ({total:.0f} s)")
 
 

@@ -14,10 +14,13 @@ is ``min(0.02, 1.28 / width)``, from a pilot at 3e11 FLOPs that tried 0.001 to 0
 32, 64 and 128 (0.02 was best for 32 and 64, 0.01 for 128). The final validation loss is the
 mean cross-entropy over 20 fixed batches of 32 held-out windows.
 
-Which sizes: for each budget the five consecutive widths of :data:`WIDTHS` centred on the one
-whose parameter count is closest to ``60,000 * (C / 1e12) ** 0.5`` (a pilot put the optimum
-at 1e12 FLOPs near 60k parameters), so that each IsoFLOP profile has sizes on both sides of
-its minimum.
+Which sizes and budgets: for each budget the five consecutive widths of :data:`WIDTHS` centred
+on the one whose parameter count is closest to ``23,000 * (C / 3e11) ** 0.66``. Both come from
+a first sweep (stored in ``experiments/results/isoflop_pilot.json``: budgets 3e10 to 1e12,
+widths 8 to 96): its optima were near 23k parameters at 3e11 and 51k at 1e12, and its runs
+with fewer than about a million training tokens were still in the first, steep descent of the
+loss (at 3e10 every size ended near 2.4 nats), where no power law holds. So the budgets start
+at 2e11 and the sizes stay near each optimum, which keeps every run above 0.6M tokens.
 
 Usage::
 
@@ -52,8 +55,8 @@ from tutorial_code.training import estimate_loss
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "experiments" / "results" / "isoflop.json"
 
-WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96)
-BUDGETS = (3e10, 1e11, 3e11, 1e12)
+WIDTHS = (12, 16, 20, 24, 32, 40, 48, 64, 80, 96)
+BUDGETS = (2e11, 5e11, 1.25e12)
 N_LAYERS = 2
 CONTEXT_LENGTH = 64
 BATCH_SIZE = 16
@@ -107,7 +110,7 @@ def peak_lr(width: int) -> float:
 
 def widths_for(budget: float, vocab_size: int) -> list[int]:
     """The SIZES_PER_BUDGET consecutive widths centred on the guessed optimum."""
-    guess = 60_000 * (budget / 1e12) ** 0.5
+    guess = 23_000 * (budget / 3e11) ** 0.66
     counts = [gpt_parameter_count(config(w, vocab_size)) for w in WIDTHS]
     centre = min(range(len(WIDTHS)), key=lambda i: abs(counts[i] - guess))
     start = min(max(centre - SIZES_PER_BUDGET // 2, 0), len(WIDTHS) - SIZES_PER_BUDGET)

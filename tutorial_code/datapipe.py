@@ -271,6 +271,19 @@ class _UnionFind:
             self.parent[max(ri, rj)] = min(ri, rj)
 
 
+def _similar_pairs(
+    docs: list[str], *, threshold: float, num_perm: int, bands: int, rows: int, n: int, seed: int
+) -> list[tuple[int, int]]:
+    """LSH candidate pairs whose estimated Jaccard similarity is at least ``threshold``."""
+    threshold = check_float("threshold", threshold, low=0.0, high=1.0)
+    signatures = MinHasher(num_perm=num_perm, seed=seed).signatures(docs, n=n)
+    return [
+        (i, j)
+        for i, j in sorted(lsh_candidate_pairs(signatures, bands=bands, rows=rows))
+        if estimated_jaccard(signatures[i], signatures[j]) >= threshold
+    ]
+
+
 def near_duplicate_clusters(
     docs: Sequence[str],
     *,
@@ -289,12 +302,10 @@ def near_duplicate_clusters(
     dissimilar documents; chains of near-duplicates (A ~ B ~ C) end up in one cluster.
     """
     docs = _check_docs(docs)
-    threshold = check_float("threshold", threshold, low=0.0, high=1.0)
-    signatures = MinHasher(num_perm=num_perm, seed=seed).signatures(docs, n=n)
+    options = dict(threshold=threshold, num_perm=num_perm, bands=bands, rows=rows, n=n)
     clusters = _UnionFind(len(docs))
-    for i, j in sorted(lsh_candidate_pairs(signatures, bands=bands, rows=rows)):
-        if estimated_jaccard(signatures[i], signatures[j]) >= threshold:
-            clusters.union(i, j)
+    for i, j in _similar_pairs(docs, seed=seed, **options):
+        clusters.union(i, j)
     return [clusters.find(i) for i in range(len(docs))]
 
 
@@ -340,14 +351,10 @@ def near_duplicate_leaks(
     """Indices of the validation documents with a near-duplicate among the training ones."""
     train_docs = _check_docs(train_docs, "train_docs")
     val_docs = _check_docs(val_docs, "val_docs")
-    threshold = check_float("threshold", threshold, low=0.0, high=1.0)
-    signatures = MinHasher(num_perm=num_perm, seed=seed).signatures(train_docs + val_docs, n=n)
+    options = dict(threshold=threshold, num_perm=num_perm, bands=bands, rows=rows, n=n)
     split = len(train_docs)
-    leaks = set()
-    for i, j in lsh_candidate_pairs(signatures, bands=bands, rows=rows):
-        if i < split <= j and estimated_jaccard(signatures[i], signatures[j]) >= threshold:
-            leaks.add(j - split)
-    return sorted(leaks)
+    pairs = _similar_pairs(train_docs + val_docs, seed=seed, **options)
+    return sorted({j - split for i, j in pairs if i < split <= j})
 
 
 # --------------------------------------------------------------------------------------
@@ -538,8 +545,8 @@ def repeated_lines(docs: Sequence[str], *, min_docs: int = 3) -> set[str]:
     """Normalised lines that occur in at least ``min_docs`` different documents.
 
     Menus, cookie banners and copyright footers are the same line on many pages of a site;
-    CCNet (Wenzek et al., 2020) removes paragraphs that occur more than once in a shard for
-    this reason. Lines of a single document do not count several times.
+    CCNet (Wenzek et al., 2020) deduplicates at the level of paragraphs for this reason.
+    Lines repeated inside one document count once.
     """
     docs = _check_docs(docs)
     check_int("min_docs", min_docs, low=2)

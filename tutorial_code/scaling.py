@@ -288,8 +288,8 @@ def _lbfgs(
         [params],
         lr=1.0,
         max_iter=max_iter,
-        tolerance_grad=1e-12,
-        tolerance_change=1e-15,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
         history_size=20,
         line_search_fn="strong_wolfe",
     )
@@ -313,8 +313,8 @@ def fit_scaling_law(
     *,
     delta: float = 1e-3,
     grid: Sequence[Sequence[float]] = CHINCHILLA_INIT_GRID,
-    n_starts: int = 16,
-    max_iter: int = 500,
+    n_starts: int = 8,
+    max_iter: int = 200,
 ) -> ScalingLaw:
     """Fit ``L(N, D) = E + A / N^alpha + B / D^beta`` as Hoffmann et al.'s Approach 3 does.
 

@@ -10,6 +10,7 @@ import importlib.util
 import itertools
 import json
 import math
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -104,11 +105,15 @@ def test_minhash_signature_of_a_set_is_the_minimum_of_each_hash_function() -> No
     hasher = MinHasher(num_perm=8, seed=0)
     elements = {"x", "yy", "zzz"}
     values = [
-        int.from_bytes(hashlib.blake2b(e.encode(), digest_size=8).digest(), "little") % ((1 << 31) - 1)
+        int.from_bytes(hashlib.blake2b(e.encode(), digest_size=8).digest(), "little")
+        % ((1 << 31) - 1)
         for e in elements
     ]
     p = (1 << 31) - 1
-    expected = [min((int(a) * v + int(b)) % p for v in values) for a, b in zip(hasher.a, hasher.b, strict=True)]
+    expected = [
+        min((int(a) * v + int(b)) % p for v in values)
+        for a, b in zip(hasher.a, hasher.b, strict=True)
+    ]
     assert hasher.signature(elements).tolist() == expected
     assert hasher.signature(set()).tolist() == [p] * 8
 
@@ -148,14 +153,20 @@ def test_lsh_candidates_agree_with_datasketch_minhash_lsh() -> None:
     ]
     docs = list(originals) + [d[:-20] + "!" for d in originals[::2]]  # a near-copy of every 2nd
     sets = [shingles(d) for d in docs]
-    truth = {(i, j) for i, j in itertools.combinations(range(len(docs)), 2) if jaccard(sets[i], sets[j]) >= 0.5}
+    truth = {
+        (i, j)
+        for i, j in itertools.combinations(range(len(docs)), 2)
+        if jaccard(sets[i], sets[j]) >= 0.5
+    }
     assert all(jaccard(sets[i], sets[j]) >= 0.9 for i, j in truth) and len(truth) == 10
     ours = lsh_candidate_pairs(MinHasher(num_perm=128, seed=1).signatures(docs), bands=16, rows=8)
     lsh = MinHashLSH(num_perm=128, params=(16, 8))
     minhashes = [datasketch_minhash(s, 128) for s in sets]
     for i, m in enumerate(minhashes):
         lsh.insert(i, m)
-    theirs = {tuple(sorted((i, j))) for i, m in enumerate(minhashes) for j in lsh.query(m) if j != i}
+    theirs = {
+        tuple(sorted((i, j))) for i, m in enumerate(minhashes) for j in lsh.query(m) if j != i
+    }
     assert ours == truth == theirs
 
 
@@ -168,7 +179,12 @@ def test_lsh_candidate_pairs_equal_a_brute_force_band_comparison() -> None:
     brute = {
         (i, j)
         for i, j in itertools.combinations(range(40), 2)
-        if any((signatures[i, k * rows : (k + 1) * rows] == signatures[j, k * rows : (k + 1) * rows]).all() for k in range(bands))
+        if any(
+            (
+                signatures[i, k * rows : (k + 1) * rows] == signatures[j, k * rows : (k + 1) * rows]
+            ).all()
+            for k in range(bands)
+        )
     }
     assert brute and lsh_candidate_pairs(signatures, bands=bands, rows=rows) == brute
 
@@ -214,7 +230,14 @@ def test_near_duplicate_clusters_join_copies_and_nothing_else() -> None:
 def test_pitfall_near_duplicates_leak_across_a_random_split() -> None:
     """A random split by document leaves near-copies of validation pages in training (checked
     with exact Jaccard); split_by_cluster leaves none."""
-    corpus = dirty_corpus(60, seed=4, duplicated_fraction=0.0, near_duplicated_fraction=0.4, junk_fraction=0.0, boilerplate_fraction=0.0)
+    corpus = dirty_corpus(
+        60,
+        seed=4,
+        duplicated_fraction=0.0,
+        near_duplicated_fraction=0.4,
+        junk_fraction=0.0,
+        boilerplate_fraction=0.0,
+    )
     docs = corpus.docs
     rng = np.random.default_rng(0)
     order = rng.permutation(len(docs))
@@ -226,7 +249,14 @@ def test_pitfall_near_duplicates_leak_across_a_random_split() -> None:
         return sum(any(jaccard(shingles(docs[v]), t) >= 0.7 for t in train_sets) for v in val_idx)
 
     assert leaked(train_random, sorted(val_random)) >= 3
-    assert len(near_duplicate_leaks([docs[i] for i in train_random], [docs[i] for i in sorted(val_random)])) >= 3
+    assert (
+        len(
+            near_duplicate_leaks(
+                [docs[i] for i in train_random], [docs[i] for i in sorted(val_random)]
+            )
+        )
+        >= 3
+    )
     train_idx, val_idx = split_by_cluster(near_duplicate_clusters(docs), val_fraction=0.2, seed=0)
     assert len(val_idx) >= 0.2 * len(docs) and sorted(train_idx + val_idx) == list(range(len(docs)))
     assert leaked(train_idx, val_idx) == 0
@@ -245,7 +275,11 @@ def test_detect_script() -> None:
     assert detect_script("数据".encode().decode("latin-1") * 20).label == "other"  # mojibake
     assert detect_script("12345 !!! ###").label == "other"
     mixed = detect_script("abc 数据")
-    assert mixed.label == "other" and mixed.han == pytest.approx(0.4) and mixed.latin == pytest.approx(0.6)
+    assert (
+        mixed.label == "other"
+        and mixed.han == pytest.approx(0.4)
+        and mixed.latin == pytest.approx(0.6)
+    )
 
 
 def test_generated_clean_pages_pass_every_rule() -> None:
@@ -262,10 +296,16 @@ def test_generated_clean_pages_pass_every_rule() -> None:
         ("word_count", "Click here to continue"),
         ("mean_word_length", " ".join(["supercalifragilistic"] * 60)),
         ("symbol_ratio", "the cat and the dog " * 12 + "#tag " * 10),
-        ("bullets_ellipses", "\n".join(f"- item {i} of the list with the words" for i in range(60))),
+        (
+            "bullets_ellipses",
+            "\n".join(f"- item {i} of the list with the words" for i in range(60)),
+        ),
         ("alphabetic_words", " | ".join(["cheap", "shoes"] * 40)),
         ("stop_words", " ".join(["lorem", "ipsum", "dolor", "sit", "amet"] * 20)),
-        ("duplicate_lines", "\n".join(["Buy now! The offer ends today and the price is low."] * 12)),
+        (
+            "duplicate_lines",
+            "\n".join(["Buy now! The offer ends today and the price is low."] * 12),
+        ),
         ("c4_page", "function f(x) { return x; } " + "the value of the result is " * 10),
     ],
 )
@@ -302,13 +342,17 @@ def test_clean_corpus_removes_the_junk_and_keeps_one_copy_of_almost_every_page()
     and at least 95% of the clean pages survive exactly once."""
     corpus = dirty_corpus(200, seed=0)
     result = clean_corpus(corpus.docs)
-    assert sorted(result.kept + [i for r in result.removed.values() for i in r]) == list(range(len(corpus.docs)))
+    assert sorted(result.kept + [i for r in result.removed.values() for i in r]) == list(
+        range(len(corpus.docs))
+    )
     assert not any(corpus.kinds[i].startswith("junk") for i in result.kept)
     kept_sources = Counter(corpus.source[i] for i in result.kept)
     assert sum(c == 1 for c in kept_sources.values()) >= 0.95 * 200
     boilerplate = {normalize_text(line) for line in BOILERPLATE_LINES}
     assert boilerplate <= result.boilerplate_lines
-    assert not any(normalize_text(line) in boilerplate for doc in result.docs for line in doc.splitlines())
+    assert not any(
+        normalize_text(line) in boilerplate for doc in result.docs for line in doc.splitlines()
+    )
     assert result.chars_out < result.chars_in
 
 
@@ -320,10 +364,15 @@ def test_clean_corpus_removes_the_junk_and_keeps_one_copy_of_almost_every_page()
 def test_rerunning_the_cleaning_stage_reproduces_the_stored_statistics() -> None:
     """A slice of experiments/data_cleaning.py: its corpus and cleaning (no training) give the
     stored statistics exactly; the stored training runs show cleaning helping on every seed."""
-    spec = importlib.util.spec_from_file_location("data_cleaning", ROOT / "experiments" / "data_cleaning.py")
+    spec = importlib.util.spec_from_file_location(
+        "data_cleaning", ROOT / "experiments" / "data_cleaning.py"
+    )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    stored = json.loads((ROOT / "experiments" / "results" / "data_cleaning.json").read_text(encoding="utf-8"))
+    stored = json.loads(
+        (ROOT / "experiments" / "results" / "data_cleaning.json").read_text(encoding="utf-8")
+    )
     corpora = module.build_corpora(stored["corpus"], stored["heldout"])
     assert module.cleaning_statistics(corpora) == stored["cleaning"]
     assert len(stored["seeds"]) >= 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tutorial_code import costs, scaling
-from tutorial_code.corpora import english_text
+from tutorial_code.corpora import tiny_stories
 from tutorial_code.costs import gpt_parameter_count, training_flops_per_token
 from tutorial_code.data import CharTokenizer
 from tutorial_code.model import GPT2_SMALL_CONFIG, GPTConfig, GPTModel
@@ -68,9 +69,16 @@ def test_training_flops_is_the_cost_modules_function() -> None:
 @pytest.mark.parametrize(
     "cfg",
     [
-        GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0),
         GPTConfig(
-            vocab_size=72, context_length=64, emb_dim=24, n_heads=2, n_layers=3, qkv_bias=True,
+            vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0
+        ),
+        GPTConfig(
+            vocab_size=72,
+            context_length=64,
+            emb_dim=24,
+            n_heads=2,
+            n_layers=3,
+            qkv_bias=True,
             drop_rate=0.0,
         ),
     ],
@@ -104,10 +112,16 @@ def test_pitfall_6nd_undercounts_tiny_models_with_long_contexts() -> None:
     """
 
     def ratio(cfg: GPTConfig) -> float:
-        return training_flops_per_token(cfg) / (6 * gpt_parameter_count(cfg, include_embeddings=False))
+        return training_flops_per_token(cfg) / (
+            6 * gpt_parameter_count(cfg, include_embeddings=False)
+        )
 
-    tiny = GPTConfig(vocab_size=72, context_length=64, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0)
-    long = GPTConfig(vocab_size=72, context_length=512, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0)
+    tiny = GPTConfig(
+        vocab_size=72, context_length=64, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0
+    )
+    long = GPTConfig(
+        vocab_size=72, context_length=512, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0
+    )
     assert ratio(tiny) > 1.35
     assert ratio(long) > 3.0
     assert 1.10 < ratio(GPT2_SMALL_CONFIG) < 1.2
@@ -129,9 +143,13 @@ def test_loss_by_hand_and_broadcasting() -> None:
     assert law.loss(2, 4) == 1.75
     assert isinstance(law.loss(2, 4), float)
     np.testing.assert_allclose(law.loss(np.array([2.0, 4.0]), 4), [1.75, 1.5])
-    np.testing.assert_allclose(law.loss(np.array([[2.0], [4.0]]), np.array([4.0, 8.0])), [[1.75, 1.625], [1.5, 1.375]])
+    np.testing.assert_allclose(
+        law.loss(np.array([[2.0], [4.0]]), np.array([4.0, 8.0])), [[1.75, 1.625], [1.5, 1.375]]
+    )
     out = law.loss(torch.tensor([2.0, 4.0], dtype=torch.float64), 4.0)
-    assert isinstance(out, torch.Tensor) and torch.allclose(out, torch.tensor([1.75, 1.5], dtype=torch.float64))
+    assert isinstance(out, torch.Tensor) and torch.allclose(
+        out, torch.tensor([1.75, 1.5], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("law", [HOFFMANN_2022, BESIROGLU_2024, TOY])
@@ -217,14 +235,14 @@ def synthetic_runs(law: ScalingLaw, noise: float, seed: int = 0):
 
 def test_fit_recovers_a_known_law_exactly_without_noise() -> None:
     """Reference: the constants the data were generated from."""
-    fitted = fit_scaling_law(*synthetic_runs(TOY, noise=0.0))
+    fitted = fit_scaling_law(*synthetic_runs(TOY, noise=0.0), n_starts=4)
     for name in ("E", "A", "B", "alpha", "beta"):
         assert getattr(fitted, name) == pytest.approx(getattr(TOY, name), rel=1e-3)
 
 
 def test_fit_recovers_a_known_law_from_noisy_runs() -> None:
     """0.5% multiplicative noise: exponents within 0.03, the allocation exponent a within 0.03."""
-    fitted = fit_scaling_law(*synthetic_runs(TOY, noise=0.005, seed=1))
+    fitted = fit_scaling_law(*synthetic_runs(TOY, noise=0.005, seed=1), n_starts=4)
     assert fitted.alpha == pytest.approx(TOY.alpha, abs=0.03)
     assert fitted.beta == pytest.approx(TOY.beta, abs=0.03)
     assert fitted.E == pytest.approx(TOY.E, abs=0.05)
@@ -234,7 +252,7 @@ def test_fit_recovers_a_known_law_from_noisy_runs() -> None:
 def test_fit_is_deterministic() -> None:
     """Two fits of the same data return identical laws (no randomness in the starts)."""
     runs = synthetic_runs(TOY, noise=0.005, seed=2)
-    assert fit_scaling_law(*runs) == fit_scaling_law(*runs)
+    assert fit_scaling_law(*runs, n_starts=4) == fit_scaling_law(*runs, n_starts=4)
 
 
 def test_huber_objective_by_hand() -> None:
@@ -251,12 +269,12 @@ def test_huber_fit_shrugs_off_an_outlier_that_moves_a_squared_loss_fit() -> None
     """One run 20% too high: the Huber fit (delta 1e-3) keeps a within 0.01 of the clean fit;
     a squared-loss fit (delta so large every residual is quadratic) moves further."""
     n, d, y = synthetic_runs(TOY, noise=0.002, seed=3)
-    clean_huber = fit_scaling_law(n, d, y).exponents[0]
-    clean_square = fit_scaling_law(n, d, y, delta=10.0).exponents[0]
+    clean_huber = fit_scaling_law(n, d, y, n_starts=4).exponents[0]
+    clean_square = fit_scaling_law(n, d, y, delta=10.0, n_starts=4).exponents[0]
     y_bad = y.copy()
     y_bad[0] *= 1.2
-    moved_huber = abs(fit_scaling_law(n, d, y_bad).exponents[0] - clean_huber)
-    moved_square = abs(fit_scaling_law(n, d, y_bad, delta=10.0).exponents[0] - clean_square)
+    moved_huber = abs(fit_scaling_law(n, d, y_bad, n_starts=4).exponents[0] - clean_huber)
+    moved_square = abs(fit_scaling_law(n, d, y_bad, delta=10.0, n_starts=4).exponents[0] - clean_square)
     assert moved_huber < 0.01
     assert moved_square > 2 * moved_huber
 
@@ -346,8 +364,8 @@ def test_isoflop_minima_flags_a_minimum_outside_the_sizes_trained() -> None:
 def test_pitfall_counting_embedding_parameters_bends_the_power_law() -> None:
     """Pearce & Song (2024): at small scale non-embedding and total counts are not
     proportional, so an exponent fitted in one is not the exponent in the other. With GPT-2's
-    vocabulary and 12 layers, total parameters grow like N_non_embedding^0.5 between widths 64
-    and 512 (embeddings dominate), like N_non_embedding^0.96 and more between 4096 and 16384."""
+    vocabulary and 12 layers, total parameters grow like N_non_embedding^0.68 between widths 64
+    and 512 (embeddings dominate), like N_non_embedding^0.98 between 4096 and 16384."""
 
     def counts(widths):
         cfgs = [
@@ -361,9 +379,9 @@ def test_pitfall_counting_embedding_parameters_bends_the_power_law() -> None:
 
     small_ne, small_total = counts([64, 128, 256, 512])
     large_ne, large_total = counts([4096, 8192, 16384])
-    assert small_total[0] / small_ne[0] > 20  # at width 64 embeddings are ~95% of the model
-    assert fit_power_law(small_ne, small_total)[1] < 0.6
-    assert fit_power_law(large_ne, large_total)[1] > 0.96
+    assert small_total[0] / small_ne[0] > 6  # at width 64 embeddings are 85% of the model
+    assert fit_power_law(small_ne, small_total)[1] < 0.7
+    assert fit_power_law(large_ne, large_total)[1] > 0.97
 
 
 # --------------------------------------------------------------------------------------
@@ -373,16 +391,23 @@ def test_pitfall_counting_embedding_parameters_bends_the_power_law() -> None:
 
 @pytest.fixture(scope="module")
 def char_data():
-    text = english_text(400_000, seed=5)
+    """Chapter 0's stories, one id per character; one torch thread while the module trains
+    (a second thread on a busy machine makes these tiny models many times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    text = tiny_stories(3000, seed=5)
     tokenizer = CharTokenizer.from_text(text)
     ids = torch.tensor(tokenizer.encode(text))
     split = int(0.9 * ids.numel())
-    return tokenizer.vocab_size, ids[:split], ids[split:]
+    yield tokenizer.vocab_size, ids[:split], ids[split:]
+    torch.set_num_threads(threads)
 
 
 def tiny_model(vocab_size: int) -> GPTModel:
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=vocab_size, context_length=32, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+    cfg = GPTConfig(
+        vocab_size=vocab_size, context_length=32, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0
+    )
     return GPTModel(cfg)
 
 
@@ -390,8 +415,12 @@ def test_train_for_tokens_runs_the_schedule_to_its_end(char_data) -> None:
     """steps = n_tokens // (B T); lr(0) = 0, the last update's rate just above 0.1 * peak."""
     vocab_size, train_ids, _ = char_data
     log = train_for_tokens(
-        tiny_model(vocab_size), train_ids, n_tokens=20 * 16 * 32 + 100, batch_size=16,
-        context_length=32, peak_lr=0.01,
+        tiny_model(vocab_size),
+        train_ids,
+        n_tokens=20 * 16 * 32 + 100,
+        batch_size=16,
+        context_length=32,
+        peak_lr=0.01,
     )
     assert len(log) == 20
     assert log.lrs[0] == 0.0 and max(log.lrs) == pytest.approx(0.01)
@@ -401,15 +430,18 @@ def test_train_for_tokens_runs_the_schedule_to_its_end(char_data) -> None:
 def test_pitfall_a_cosine_schedule_cut_short_overstates_the_loss(char_data) -> None:
     """Kaplan et al. read losses part-way through one long schedule; Hoffmann et al. (Figure
     A1) found a schedule matched to the run ends lower. Same model, batches and token budget:
-    stopping at a quarter of a 4x longer schedule leaves the held-out loss higher."""
+    stopping at a quarter of a 4x longer schedule leaves the held-out loss higher (on these
+    stories a 300-step run is past its first steep descent, where a high rate still helps)."""
     vocab_size, train_ids, val_ids = char_data
-    kwargs = dict(n_tokens=300 * 16 * 32, batch_size=16, context_length=32, peak_lr=0.02, seed=1)
+    kwargs = dict(n_tokens=300 * 16 * 32, batch_size=16, context_length=32, peak_lr=0.05, seed=1)
     matched, cut = tiny_model(vocab_size), tiny_model(vocab_size)
     train_for_tokens(matched, train_ids, **kwargs)
     log = train_for_tokens(cut, train_ids, schedule_tokens=4 * kwargs["n_tokens"], **kwargs)
     assert log.lrs[-1] > 0.8 * 0.02  # still near the peak when the run stops
     evaluate = dict(batch_size=32, context_length=32, n_batches=10)
-    assert estimate_loss(cut, val_ids, **evaluate) > estimate_loss(matched, val_ids, **evaluate) + 0.03
+    assert (
+        estimate_loss(cut, val_ids, **evaluate) > estimate_loss(matched, val_ids, **evaluate) + 0.03
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -442,7 +474,9 @@ def test_lifetime_optimal_with_inference_trains_a_smaller_model_longer() -> None
 def test_effective_tokens_muennighoff() -> None:
     """U + U R* (1 - exp(-R / R*)) by hand: 1 epoch = U; 4 epochs 3.73 U; limit U (1 + R*)."""
     assert effective_tokens(1e9, 1) == 1e9
-    assert effective_tokens(1.0, 4) == pytest.approx(1 + MUENNIGHOFF_R_D_STAR * (1 - math.exp(-3 / MUENNIGHOFF_R_D_STAR)))
+    assert effective_tokens(1.0, 4) == pytest.approx(
+        1 + MUENNIGHOFF_R_D_STAR * (1 - math.exp(-3 / MUENNIGHOFF_R_D_STAR))
+    )
     assert round(effective_tokens(1.0, 4), 2) == 3.73
     assert effective_tokens(1.0, 1e6) == pytest.approx(1 + MUENNIGHOFF_R_D_STAR)
     assert effective_tokens(1.0, 1.01) == pytest.approx(1.01, rel=1e-3)
@@ -454,7 +488,9 @@ def test_effective_tokens_muennighoff() -> None:
 
 
 def load_sweep() -> dict:
-    return json.loads((ROOT / "experiments" / "results" / "isoflop.json").read_text(encoding="utf-8"))
+    return json.loads(
+        (ROOT / "experiments" / "results" / "isoflop.json").read_text(encoding="utf-8")
+    )
 
 
 def test_stored_sweep_has_bracketed_isoflop_profiles() -> None:
@@ -478,13 +514,18 @@ def test_rerunning_the_cheapest_sweep_point_matches_the_stored_loss() -> None:
     """Re-run one point of experiments/isoflop.py (its own functions, same seeds and data)."""
     spec = importlib.util.spec_from_file_location("isoflop", ROOT / "experiments" / "isoflop.py")
     isoflop = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = isoflop  # dataclasses look their module up there
     spec.loader.exec_module(isoflop)
     sweep = load_sweep()
     point = min(sweep["runs"], key=lambda r: r["train_seconds"])
     torch.set_num_threads(1)
     data = isoflop.build_data(sweep["corpus"])
     run = isoflop.run_point(data, budget=point["budget"], width=point["width"])
-    assert (run["steps"], run["tokens"], run["params"]) == (point["steps"], point["tokens"], point["params"])
+    assert (run["steps"], run["tokens"], run["params"]) == (
+        point["steps"],
+        point["tokens"],
+        point["params"],
+    )
     assert run["val_loss"] == pytest.approx(point["val_loss"], abs=0.02)
 
 
@@ -521,9 +562,24 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="x must take at least two"):
         fit_power_law([2.0, 2.0], [1.0, 3.0])
     with pytest.raises(ValueError, match="need at least 2"):
-        train_for_tokens(tiny_model(10), torch.zeros(100, dtype=torch.long), n_tokens=100, batch_size=4, context_length=8, peak_lr=0.01)
+        train_for_tokens(
+            tiny_model(10),
+            torch.zeros(100, dtype=torch.long),
+            n_tokens=100,
+            batch_size=4,
+            context_length=8,
+            peak_lr=0.01,
+        )
     with pytest.raises(ValueError, match="schedule_tokens"):
-        train_for_tokens(tiny_model(10), torch.zeros(100, dtype=torch.long), n_tokens=1000, batch_size=4, context_length=8, peak_lr=0.01, schedule_tokens=10)
+        train_for_tokens(
+            tiny_model(10),
+            torch.zeros(100, dtype=torch.long),
+            n_tokens=1000,
+            batch_size=4,
+            context_length=8,
+            peak_lr=0.01,
+            schedule_tokens=10,
+        )
     with pytest.raises(ValueError, match="loss"):
         lifetime_optimal(HOFFMANN_2022, loss=1.5)
     with pytest.raises(TypeError, match="law must be a ScalingLaw"):
