@@ -274,7 +274,9 @@ def test_huber_fit_shrugs_off_an_outlier_that_moves_a_squared_loss_fit() -> None
     y_bad = y.copy()
     y_bad[0] *= 1.2
     moved_huber = abs(fit_scaling_law(n, d, y_bad, n_starts=4).exponents[0] - clean_huber)
-    moved_square = abs(fit_scaling_law(n, d, y_bad, delta=10.0, n_starts=4).exponents[0] - clean_square)
+    moved_square = abs(
+        fit_scaling_law(n, d, y_bad, delta=10.0, n_starts=4).exponents[0] - clean_square
+    )
     assert moved_huber < 0.01
     assert moved_square > 2 * moved_huber
 
@@ -565,7 +567,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         train_for_tokens(
             tiny_model(10),
             torch.zeros(100, dtype=torch.long),
-            n_tokens=100,
+            n_tokens=40,
             batch_size=4,
             context_length=8,
             peak_lr=0.01,
