@@ -304,6 +304,10 @@ class Int8Linear(nn.Module):
       are multiplied in float by the dequantized matching weight columns; the rest of ``x``
       goes through the ``"w8a8"`` path; the two are added (Dettmers et al., 2022, eq. 7).
 
+    float64 inputs are accepted (the book evaluates in float64 where printed digits must not
+    depend on the CPU): the int8 paths quantize their float32 rounding, so they compute
+    exactly what they compute for float32 inputs; the float parts run in float64.
+
     Build one with :meth:`from_float`.
     """
 
@@ -398,10 +402,11 @@ class Int8Linear(nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def _weight_only(self, rows: torch.Tensor) -> torch.Tensor:
-        if rows.dtype != torch.float32 or rows.shape[0] == 1:
+        half = rows.dtype in (torch.bfloat16, torch.float16)
+        if half or (rows.dtype == torch.float32 and rows.shape[0] == 1):
             scale = self.weight_scale.to(rows.dtype)
             return torch.ops.aten._weight_int8pack_mm(rows.contiguous(), self.weight, scale)
-        # float32, several rows: y = (x W_q^T) * s_w with W_q widened to float32
+        # float32 with several rows (or float64): y = (x W_q^T) * s_w, W_q widened to float
         return F.linear(rows, self.weight.to(rows.dtype)).mul_(self.weight_scale)
 
     def _llm_int8(self, rows: torch.Tensor) -> torch.Tensor:
@@ -409,9 +414,10 @@ class Int8Linear(nn.Module):
         if not bool(outliers.any()):
             return _int8_matmul(rows, self.weight.t(), self.weight_scale, None)
         cols = outliers.nonzero().squeeze(1)
+        dtype = torch.promote_types(rows.dtype, torch.float32)  # float32, or float64
         # X W^T = X_out W_out^T (float, few columns) + X_rest W_rest^T (int8)
-        w_out = self.weight[:, cols].float() * self.weight_scale[:, None]  # (out, n_outliers)
-        y_out = rows[:, cols].float() @ w_out.t()
+        w_out = self.weight[:, cols].to(dtype) * self.weight_scale[:, None]  # (out, n_outliers)
+        y_out = rows[:, cols].to(dtype) @ w_out.t()
         y_rest = _int8_matmul(
             rows.index_fill(1, cols, 0.0), self.weight.t(), self.weight_scale, None
         )

@@ -238,6 +238,21 @@ def test_int8_linear_is_close_to_the_float_layer(mode: str) -> None:
     assert float((y - ref).norm() / ref.norm()) < 0.02
 
 
+@pytest.mark.parametrize("mode", ["weight_only", "w8a8", "llm_int8"])
+def test_int8_linear_accepts_float64_inputs(mode: str) -> None:
+    """Reference: the same layer on the float32 rounding of the input (the int8 paths see the
+    same integers), and the float64 nn.Linear (close)."""
+    linear, x = _layer_and_input(rows=(6,))
+    x64 = x.double()
+    x64[:, 5] *= 10.0  # an outlier column for llm_int8
+    layer = Int8Linear.from_float(linear, mode=mode)
+    y = layer(x64)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, layer(x64.float()).double(), rtol=1e-5, atol=1e-5)
+    ref = F.linear(x64, linear.weight.double(), linear.bias.double())
+    assert float((y - ref).norm() / ref.norm()) < 0.02
+
+
 def test_w8a8_equals_the_float_product_of_the_dequantized_operands() -> None:
     """Reference: a float64 matmul of dequantize(x_q) and dequantize(w_q): _int_mm is exact and
     only the final rescaling by s_x s_w rounds."""
