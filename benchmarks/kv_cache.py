@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "description": "tokens/s generating with and without a KV cache, GPT-2-small shape, untrained, CPU",
         "command": " ".join(["python", "benchmarks/kv_cache.py", *(sys.argv[1:] if argv is None else argv)]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": {
             "emb_dim": cfg.emb_dim,
             "n_layers": cfg.n_layers,

@@ -8,7 +8,8 @@ line of its own::
     <!-- code -->    a code cell, shared by both languages
 
 Every code cell appears in both notebooks, so the two languages run identical code by
-construction (``tests/docs/test_notebooks.py`` checks it again on the stored notebooks). The build writes
+construction (``tests/docs/test_notebooks.py`` checks it again on the stored notebooks).
+The build writes
 ``docs/en/chapters/<name>.ipynb`` and ``docs/zh/chapters/<name>.ipynb`` and executes each
 top to bottom in its own folder, storing the outputs that nbval re-checks.
 
@@ -105,7 +106,10 @@ def build(name: str, *, timeout: int = 600) -> dict[str, float]:
         start = time.perf_counter()
         os.environ["BOOK_LANGUAGE"] = language  # the kernel inherits it; the folder may be empty
         NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
         ).execute()
         times[language] = time.perf_counter() - start
         for cell in nb.cells:  # keep stored notebooks free of per-run noise
@@ -140,9 +144,13 @@ def all_names() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help="chapters to build (default: all)")
-    parser.add_argument("--check", action="store_true", help="only check that stored notebooks match")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that stored notebooks match"
+    )
     args = parser.parse_args(argv)
     names = args.names or all_names()
     unknown = sorted(set(names) - set(all_names()))

@@ -1,7 +1,8 @@
 """MkDocs hooks that make notebooks, Chinese anchors and offline math work together.
 
-Each fix is for a fact recorded in ``../shared/NOTES.md`` and is checked on the built
-site by ``tests/site``:
+Each fix works around a measured behaviour of the pinned plugins (see the comments) and is
+checked on the built site by ``tests/site``; ``tests/unit/test_site_hooks.py`` fails with a
+clear message if an upgrade removes an attribute patched here (:data:`PATCHED`):
 
 1. The i18n plugin re-creates every file as a plain ``File`` after mkdocs-jupyter has
    marked notebooks as pages, so ``.ipynb`` files would be copied verbatim (raw JSON) to
@@ -20,6 +21,8 @@ site by ``tests/site``:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import shutil
 import sys
@@ -29,11 +32,51 @@ from markdown.extensions.toc import TocExtension
 from mkdocs.structure.files import File
 from pymdownx.slugs import slugify as _make_slugify
 
-# MkDocs restores sys.path after loading this module, so import the project's tools now.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tools.glossary import MARKER, load_terms, render_table  # noqa: E402
+
+def _load_glossary_module():  # type: ignore[no-untyped-def]
+    """``tools/glossary.py``, loaded from its path: MkDocs loads this hook by path too, and the
+    repository's ``tools`` folder is not an installed package."""
+    path = Path(__file__).resolve().parent / "glossary.py"
+    spec = importlib.util.spec_from_file_location("book_tools_glossary", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+_glossary = _load_glossary_module()
+MARKER, load_terms, render_table = _glossary.MARKER, _glossary.load_terms, _glossary.render_table
 
 SLUGIFY = _make_slugify(case="lower")
+
+#: Every third-party attribute this module replaces or calls, as (module, attribute path).
+#: A pinned upgrade that renames one would otherwise fail silently (e.g. notebooks published
+#: as raw JSON, or Chinese headings without anchors).
+PATCHED = [
+    ("mkdocs.structure.files", "File.is_documentation_page"),
+    ("mkdocs_jupyter.plugin", "_get_markdown_toc"),
+    ("mkdocs_jupyter.plugin", "_get_nb_toc_tokens"),
+    ("nbconvert.filters.markdown_mistune", "IPythonRenderer.heading"),
+    ("nbconvert.filters.strings", "html2text"),
+]
+
+
+def check_patched_attributes() -> None:
+    """Raise ``RuntimeError`` naming each attribute of :data:`PATCHED` that no longer exists."""
+    missing = []
+    for module_name, dotted in PATCHED:
+        try:
+            obj = importlib.import_module(module_name)
+            for part in dotted.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{dotted}")
+    if missing:
+        raise RuntimeError(
+            "tools/site_hooks.py patches attributes that the installed packages no longer have: "
+            + ", ".join(missing)
+            + ". An upgrade changed them; re-check the workaround before building the site."
+        )
 
 
 # -- 1. notebooks stay documentation pages under the i18n plugin ---------------------------
@@ -102,9 +145,7 @@ def _patch_mkdocs_jupyter_slugs() -> None:
         import nbformat
 
         notebook = nbformat.read(fpath, as_version=4)
-        source = "\n\n".join(
-            cell.source for cell in notebook.cells if cell.cell_type == "markdown"
-        )
+        source = "\n\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
         tokens = markdown_toc(source, toc_depth)
         title = next((t["name"] for t in tokens if t["level"] == 1), None)
         return tokens, title
@@ -116,6 +157,7 @@ def _patch_mkdocs_jupyter_slugs() -> None:
 
 
 def on_config(config):  # type: ignore[no-untyped-def]
+    check_patched_attributes()
     _mark_notebooks_as_pages()
     _patch_mkdocs_jupyter_slugs()
     return config
@@ -145,8 +187,18 @@ def on_post_page(output: str, page, config) -> str:  # type: ignore[no-untyped-d
     return _NBCONVERT_MATHJAX.sub("", output)
 
 
-_MATHJAX_PARTS = ["tex-chtml.js", "input", "output", "ui", "a11y", "adaptors", "sre", "core.js",
-                  "startup.js", "loader.js"]
+_MATHJAX_PARTS = [
+    "tex-chtml.js",
+    "input",
+    "output",
+    "ui",
+    "a11y",
+    "adaptors",
+    "sre",
+    "core.js",
+    "startup.js",
+    "loader.js",
+]
 
 
 def _mathjax_es5() -> Path:

@@ -8,8 +8,10 @@ Every chapter that quotes a cost computes it here, so the numbers agree across t
   GPT exactly as the code performs them (checked against ``torch.utils.flop_counter``);
   :func:`training_flops` is the ``6 N D`` rule of Kaplan et al. (2020);
 * bytes: :func:`kv_cache_bytes` and :class:`AttentionShape` for KV caches of published models,
-  :data:`DTYPE_BYTES` for weights, :func:`linear_bytes` for a float or quantized linear layer
-  and :func:`state_dict_bytes` for what a built model actually stores.
+  :data:`DTYPE_BYTES` for weights, :func:`training_memory` and
+  :func:`activation_bytes_per_layer` for training on many GPUs (ZeRO, tensor and pipeline
+  parallelism), :func:`linear_bytes` for a float or quantized linear layer and
+  :func:`state_dict_bytes` for what a built model actually stores.
 
 This module is a leaf: it imports nothing from the rest of the package except the argument
 checks, and takes configurations by their attributes (``vocab_size``, ``context_length``,
@@ -31,13 +33,17 @@ __all__ = [
     "PUBLISHED_SHAPES",
     "AttentionShape",
     "GPTShape",
+    "TrainingMemory",
+    "activation_bytes_per_layer",
     "count_parameters",
     "forward_flops",
     "gpt_parameter_count",
     "kv_cache_bytes",
     "linear_bytes",
+    "pipeline_bubble_fraction",
     "state_dict_bytes",
     "training_flops",
+    "training_memory",
 ]
 
 
@@ -242,6 +248,125 @@ PUBLISHED_SHAPES: dict[str, AttentionShape] = {
 
 
 # --------------------------------------------------------------------------------------
+# Training memory per GPU under data, tensor and pipeline parallelism and ZeRO
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes per GPU of one training configuration (see :func:`training_memory`)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+
+    @property
+    def model_states(self) -> float:
+        """Weights, gradients and optimizer states: what ZeRO partitions."""
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def total(self) -> float:
+        return self.model_states + self.activations
+
+
+def activation_bytes_per_layer(
+    *,
+    seq_len: int,
+    micro_batch: int,
+    hidden: int,
+    n_heads: int,
+    tensor_parallel: int = 1,
+    recompute: str = "none",
+) -> float:
+    """Activation bytes one transformer layer keeps for the backward pass, 16-bit training.
+
+    Korthikanti et al. (2022), "Reducing Activation Recomputation in Large Transformer
+    Models", section 4: without parallelism a layer stores ``s b h (34 + 5 a s / h)`` bytes
+    (``s`` sequence length, ``b`` micro-batch, ``h`` hidden size, ``a`` heads; the ``5 a s / h``
+    term is the attention scores, softmax and its dropout mask). With tensor parallelism of
+    degree ``t`` and sequence parallelism everything is split ``t`` ways (their eq. 4 with
+    sequence parallelism): ``s b h (34 + 5 a s / h) / t``. ``recompute="selective"`` recomputes
+    the attention scores instead of storing them: ``34 s b h / t``; ``"full"`` keeps only each
+    layer's input: ``2 s b h / t`` (the recomputation costs one extra forward pass).
+    """
+    for name, value in (
+        ("seq_len", seq_len),
+        ("micro_batch", micro_batch),
+        ("hidden", hidden),
+        ("n_heads", n_heads),
+        ("tensor_parallel", tensor_parallel),
+    ):
+        check_int(name, value, low=1)
+    sbh = seq_len * micro_batch * hidden
+    if recompute == "none":
+        per_layer = sbh * (34 + 5 * n_heads * seq_len / hidden)
+    elif recompute == "selective":
+        per_layer = 34 * sbh
+    elif recompute == "full":
+        per_layer = 2 * sbh
+    else:
+        raise ValueError(f"recompute must be 'none', 'selective' or 'full', got {recompute!r}")
+    return per_layer / tensor_parallel
+
+
+def training_memory(
+    n_params: float,
+    *,
+    data_parallel: int = 1,
+    zero_stage: int = 0,
+    tensor_parallel: int = 1,
+    pipeline_parallel: int = 1,
+    weight_bytes: float = 2,
+    grad_bytes: float = 2,
+    optimizer_bytes: float = 12,
+    activations: float = 0.0,
+) -> TrainingMemory:
+    """Model-state bytes per GPU for mixed-precision Adam under each parallelism scheme.
+
+    Rajbhandari et al. (2020), "ZeRO", section 3.1: with mixed precision each of the ``Ψ``
+    parameters costs 2 bytes of 16-bit weights, 2 of 16-bit gradients and ``K = 12`` of
+    optimizer states (a 32-bit master copy, Adam's momentum and variance, 4 bytes each), so
+    plain data parallelism keeps ``16 Ψ`` bytes on every GPU. ZeRO partitions them across the
+    ``N_d`` data-parallel ranks: stage 1 the optimizer states (``4Ψ + KΨ/N_d``), stage 2 also
+    the gradients (``2Ψ + (2 + K)Ψ/N_d``), stage 3 also the weights (``(4 + K)Ψ/N_d``; PyTorch
+    FSDP's full sharding). Tensor parallelism (Megatron-LM) of degree ``t`` and pipeline
+    parallelism with ``p`` stages each hold ``1/(t p)`` of the model (replicated layer norms and
+    the embedding split are ignored). ``activations`` (bytes per GPU, e.g. from
+    :func:`activation_bytes_per_layer` times the layers a GPU holds) is added as given.
+    """
+    psi = check_float("n_params", n_params, low=0.0, low_open=True)
+    for name, value in (
+        ("data_parallel", data_parallel),
+        ("tensor_parallel", tensor_parallel),
+        ("pipeline_parallel", pipeline_parallel),
+    ):
+        check_int(name, value, low=1)
+    check_int("zero_stage", zero_stage, low=0, high=3)
+    check_float("activations", activations, low=0.0)
+    local = psi / (tensor_parallel * pipeline_parallel)  # the parameters this GPU's shard holds
+    n_d = data_parallel
+    weights = local * weight_bytes / (n_d if zero_stage >= 3 else 1)
+    gradients = local * grad_bytes / (n_d if zero_stage >= 2 else 1)
+    optimizer = local * optimizer_bytes / (n_d if zero_stage >= 1 else 1)
+    return TrainingMemory(weights, gradients, optimizer, float(activations))
+
+
+def pipeline_bubble_fraction(*, stages: int, micro_batches: int) -> float:
+    """Fraction of a pipeline-parallel step that each GPU sits idle: ``(p - 1) / (m + p - 1)``.
+
+    With ``p`` stages and ``m`` micro-batches per step under the GPipe / 1F1B schedules, a
+    step lasts ``m + p - 1`` micro-batch slots of which each stage computes in ``m`` (Huang
+    et al., 2019, "GPipe", section 2.3; Narayanan et al., 2021, "Efficient Large-Scale Language
+    Model Training on GPU Clusters Using Megatron-LM", section 2.2.1). More micro-batches
+    shrink the bubble.
+    """
+    check_int("stages", stages, low=1)
+    check_int("micro_batches", micro_batches, low=1)
+    return (stages - 1) / (micro_batches + stages - 1)
+
+
 # Bytes of float and quantized weights
 # --------------------------------------------------------------------------------------
 

@@ -110,8 +110,7 @@ def random_batch(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if ids.numel() < context_length + 1:
         raise ValueError(
-            f"ids has {ids.numel()} tokens; need at least context_length + 1 = "
-            f"{context_length + 1}"
+            f"ids has {ids.numel()} tokens; need at least context_length + 1 = {context_length + 1}"
         )
     starts = torch.randint(0, ids.numel() - context_length, (batch_size,), generator=generator)
     offsets = torch.arange(context_length)
@@ -132,7 +131,6 @@ def known_word_fraction(text: str, reference: str) -> float:
         return 0.0
     vocabulary = set(re.findall(r"[A-Za-z]+", reference))
     return sum(w in vocabulary for w in words) / len(words)
-
 
 
 # --------------------------------------------------------------------------------------

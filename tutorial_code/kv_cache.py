@@ -29,8 +29,9 @@ That is sliding-window attention (Beltagy et al., 2020, "Longformer";
 Jiang et al., 2023, "Mistral 7B", section 2, whose "rolling buffer cache" stores token
 ``n`` in slot ``n mod W`` as :class:`PreallocatedKVCache` does). It equals a single
 uncached forward pass over the whole stream with a banded causal mask of width ``W`` and
-those positions. It is *not* what uncached generation (:func:`tutorial_code.generation.generate` with
-``kv_cache=None``) does past the context: that crops the text to its last ``context_length`` tokens and re-encodes them at
+those positions. It is *not* what uncached generation
+(:func:`tutorial_code.generation.generate` with ``kv_cache=None``) does past the context:
+that crops the text to its last ``context_length`` tokens and re-encodes them at
 positions ``0 .. context_length - 1``, so every token's position shifts at every step and
 no cached key could be reused. While at most ``W = context_length`` tokens have been fed,
 all three agree.
@@ -42,8 +43,9 @@ A sliding window suits models with relative positions (Mistral uses RoPE). With 
 absolute positions every token past the table shares its last row, which a trained model
 has never seen twice in one window, and chapter 4 shows its text falling apart there.
 :func:`tutorial_code.generation.generate` therefore also offers ``overflow="recompute"``:
-when the window is full, drop the cache and re-encode the last ``recompute_keep`` tokens at positions
-``0 ..``, the crop of uncached generation done once every few steps instead of at every step.
+when the window is full, drop the cache and re-encode the last ``recompute_keep`` tokens at
+positions ``0 ..``, the crop of uncached generation done once every few steps instead of at
+every step.
 
 Shapes: ``B`` batch, ``H`` heads, ``T`` new tokens, ``S`` cached + new tokens,
 ``D`` head size, ``L`` layers, ``C = H * D`` model width, ``V`` vocabulary.

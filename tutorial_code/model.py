@@ -366,9 +366,7 @@ def _check_attention_mask(attention_mask: torch.Tensor, batch: int, length: int)
     return attention_mask
 
 
-def check_token_ids(
-    idx: torch.Tensor, *, vocab_size: int, max_len: int | None, name: str
-) -> None:
+def check_token_ids(idx: torch.Tensor, *, vocab_size: int, max_len: int | None, name: str) -> None:
     """Raise a ValueError/TypeError naming ``name`` unless ``idx`` is a valid ``(B, T)`` batch."""
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")

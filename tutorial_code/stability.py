@@ -11,8 +11,9 @@ one formula (the training step that uses them in the right order is
   :func:`warmup_cosine_scheduler` wraps it in a ``torch.optim.lr_scheduler.LambdaLR``.
 * :func:`clip_grad_norm_` rescales all gradients together when their global norm exceeds
   ``max_norm`` (Pascanu et al., 2013, algorithm 1), with the same arguments (all but
-  ``foreach``), result and arithmetic as ``torch.nn.utils.clip_grad_norm_``. :func:`global_grad_norm`,
-  :func:`grad_norms` and :func:`largest_gradient` measure gradients without changing them.
+  ``foreach``), result and arithmetic as ``torch.nn.utils.clip_grad_norm_``.
+  :func:`global_grad_norm`, :func:`grad_norms` and :func:`largest_gradient` measure gradients
+  without changing them.
 
 **What "step" means.** Step ``t`` (``t = 0, 1, ..., total_steps - 1``) is the optimizer
 update number ``t``, and ``warmup_cosine_lr(t)`` is the learning rate that update uses. This

@@ -1,6 +1,6 @@
 """tutorial_code.bpe: the textbook algorithm, naive vs fast training, GPT-2 parity, pitfalls.
 
-Independent references used here: merges derived by hand on the seed's toy corpus; the naive
+Independent references used here: merges derived by hand on the classic toy corpus of Sennrich et al. (2016); the naive
 trainer (recount everything) for the fast one; a slow encoder that replays every merge in
 training order for the rank-based encoder; tiktoken's GPT-2 encoding for
 ``ByteBPETokenizer.from_tiktoken``; the `regex` module for the `re` shortcut.
@@ -34,7 +34,7 @@ from tutorial_code.corpora import chinese_text, english_text, tiny_stories
 from tutorial_code.data import gpt2_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
-TOY = ["low", "low", "low", "lower", "newest", "widest"]  # the seed's corpus
+TOY = ["low", "low", "low", "lower", "newest", "widest"]  # the toy corpus of Sennrich et al. (2016)
 
 # A varied corpus for tiktoken parity: prose, code, Chinese, numbers, whitespace runs, emoji.
 CODE = inspect.getsource(bpe)
@@ -99,7 +99,7 @@ def replay_encode(tokenizer: ByteBPETokenizer, text: str) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------
-# WordBPE on the seed's toy corpus
+# WordBPE on the toy corpus of Sennrich et al. (2016)
 # --------------------------------------------------------------------------------------
 
 
@@ -131,7 +131,7 @@ def test_word_bpe_prefix_of_merges_is_a_shorter_training() -> None:
         "".join(pair) for pair in full.merges[:3]
     }
     with pytest.raises(RuntimeError, match="vocab needs the alphabet"):
-        WordBPE(full.merges[:3]).vocab
+        _ = WordBPE(full.merges[:3]).vocab
 
 
 def test_word_bpe_unseen_character_is_out_of_vocabulary() -> None:
@@ -144,7 +144,7 @@ def test_word_bpe_unseen_character_is_out_of_vocabulary() -> None:
 
 
 def test_tie_rule_makes_merges_independent_of_word_order() -> None:
-    """Pitfall: Counter.most_common breaks ties by first occurrence, so the seed's trainer
+    """Pitfall: Counter.most_common breaks ties by first occurrence, so a trainer built on it
     learns different merges from the same words in another order; ours does not."""
 
     def most_common_first_merge(words: list[str]) -> tuple[str, str]:

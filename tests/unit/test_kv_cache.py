@@ -375,7 +375,7 @@ class RestartingPositions(ConcatKVCache):
 
 
 class UnboundedPositions(ConcatKVCache):
-    """The seed's counter: keeps counting past the position table."""
+    """A naive counter: keeps counting past the position table."""
 
     def positions(self, num_new: int, *, device: torch.device | str | None = None) -> torch.Tensor:
         return torch.arange(self.seen_tokens, self.seen_tokens + num_new, device=device)

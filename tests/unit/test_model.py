@@ -232,3 +232,113 @@ def test_generate_rejects_a_bad_eos_id_and_a_model_that_is_not_a_gpt() -> None:
         generate(model, torch.tensor([[1]]), 2, eos_id=SMALL.vocab_size)
     with pytest.raises(TypeError, match="model must be a GPTModel, got Linear"):
         generate(torch.nn.Linear(2, 2), torch.tensor([[1]]), 2)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# Padding (attention_mask), hidden states, GPT-2 initialisation
+# --------------------------------------------------------------------------------------
+
+
+def test_position_ids_from_attention_mask_by_hand() -> None:
+    from tutorial_code.model import position_ids_from_attention_mask
+
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
+    assert position_ids_from_attention_mask(mask).tolist() == [
+        [0, 0, 0, 1, 2],
+        [0, 1, 2, 3, 4],
+        [0, 0, 0, 0, 0],
+    ]
+
+
+@pytest.mark.parametrize("pad", [1, 4, 9])
+def test_left_padded_logits_equal_the_sequence_run_alone(pad: int) -> None:
+    """Reference: the unpadded sequence in its own forward pass."""
+    model = make_model(seed=5)
+    seq = torch.randint(0, SMALL.vocab_size, (1, 16 - pad), generator=torch.Generator().manual_seed(pad))
+    padded = torch.cat([torch.zeros(1, pad, dtype=torch.long), seq], dim=1)
+    mask = torch.cat([torch.zeros(1, pad, dtype=torch.long), torch.ones_like(seq)], dim=1)
+    torch.testing.assert_close(
+        model(padded, attention_mask=mask)[:, pad:], model(seq), rtol=0, atol=1e-5
+    )
+
+
+def test_padding_rows_stay_finite_and_do_not_leak_into_real_tokens() -> None:
+    """A row that is all padding and the padding positions give finite logits and gradients."""
+    torch.manual_seed(0)
+    model = GPTModel(SMALL)
+    ids = torch.randint(0, SMALL.vocab_size, (3, 8))
+    mask = torch.tensor([[0] * 8, [0, 0, 0, 1, 1, 1, 1, 1], [1] * 8])
+    logits = model(ids, attention_mask=mask)
+    assert torch.isfinite(logits).all()
+    (logits * mask[..., None]).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # changing a padding token changes nothing at the real positions
+    other = ids.clone()
+    other[1, :3] = (other[1, :3] + 1) % SMALL.vocab_size
+    torch.testing.assert_close(
+        model.eval()(other, attention_mask=mask)[1, 3:], model(ids, attention_mask=mask)[1, 3:]
+    )
+
+
+def test_attention_mask_with_a_cache_continues_positions_per_row() -> None:
+    """Prefill a padded batch into a cache, then one token: equals the full padded forward."""
+    from tutorial_code.kv_cache import PreallocatedKVCache
+
+    model = make_model(seed=6)
+    ids = torch.randint(0, SMALL.vocab_size, (2, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7])
+    cache = PreallocatedKVCache(SMALL, batch_size=2)
+    model(ids[:, :6], attention_mask=mask[:, :6], kv_cache=cache)
+    last = model(ids[:, 6:], attention_mask=mask, kv_cache=cache)[:, -1]
+    torch.testing.assert_close(last, model(ids, attention_mask=mask)[:, -1], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(B, S\) = \(2, 8\)"):
+        model(ids[:, :1], attention_mask=mask, kv_cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("mask", "error", "message"),
+    [
+        (torch.ones(2, 6), ValueError, "only 0 and 1"),
+        (torch.full((2, 6), 2), ValueError, "only 0 and 1"),
+        (torch.ones(2, 5, dtype=torch.long), ValueError, r"shape \(B, S\) = \(2, 6\)"),
+        ([[1] * 6] * 2, TypeError, "attention_mask must be a torch.Tensor"),
+    ],
+)
+def test_bad_attention_mask_raises(mask, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        make_model()(torch.zeros(2, 6, dtype=torch.long), attention_mask=mask)
+
+
+def test_hidden_states_are_what_the_head_reads() -> None:
+    model = make_model()
+    idx = torch.randint(0, SMALL.vocab_size, (2, 9))
+    hidden = model.hidden_states(idx)
+    assert hidden.shape == (2, 9, SMALL.emb_dim)
+    assert torch.equal(model.out_head(hidden), model(idx))
+
+
+def test_feed_forward_linears_have_stable_names() -> None:
+    names = {n for n, m in make_model().named_modules() if isinstance(m, torch.nn.Linear)}
+    for i in range(SMALL.n_layers):
+        for leaf in ("att.W_query", "att.W_key", "att.W_value", "att.out_proj", "ff.fc1", "ff.fc2"):
+            assert f"trf_blocks.{i}.{leaf}" in names
+    assert "out_head" in names
+
+
+def test_gpt2_init_statistics() -> None:
+    """Hand-derived: std 0.02, residual projections 0.02 / sqrt(2 L), zero biases."""
+    from tutorial_code.model import gpt2_init_
+
+    cfg = GPTConfig(vocab_size=500, context_length=64, emb_dim=128, n_heads=4, n_layers=8)
+    torch.manual_seed(0)
+    model = gpt2_init_(GPTModel(cfg))
+    block = model.trf_blocks[0]
+    assert block.att.W_query.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert model.tok_emb.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    residual = 0.02 / (2 * cfg.n_layers) ** 0.5
+    assert block.ff.fc2.weight.std().item() == pytest.approx(residual, rel=0.05)
+    assert block.att.out_proj.weight.std().item() == pytest.approx(residual, rel=0.05)
+    assert block.ff.fc1.bias.abs().sum().item() == 0
+    assert torch.equal(block.norm1.weight, torch.ones(cfg.emb_dim))
+    with pytest.raises(TypeError, match="model must be a GPTModel"):
+        gpt2_init_(torch.nn.Linear(2, 2))  # type: ignore[arg-type]

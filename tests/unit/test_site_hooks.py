@@ -46,3 +46,17 @@ def test_notebook_toc_links_equal_heading_ids(patched, tmp_path: Path) -> None:
     assert list(ids(tokens)) == heading_ids
     assert heading_ids[1] == "61-clip-after-backward-and-before-optimizerstep"
     assert title == "2. Title"
+
+
+def test_every_patched_attribute_exists_in_the_pinned_packages() -> None:
+    """Fails loudly, naming the attribute, if an upgrade of mkdocs, mkdocs-jupyter or nbconvert
+    removes something tools/site_hooks.py replaces."""
+    site_hooks.check_patched_attributes()
+
+
+def test_a_missing_patched_attribute_is_reported_by_name(monkeypatch) -> None:
+    monkeypatch.setattr(
+        site_hooks, "PATCHED", [*site_hooks.PATCHED, ("mkdocs_jupyter.plugin", "_gone_in_a_future_release")]
+    )
+    with pytest.raises(RuntimeError, match=r"mkdocs_jupyter\.plugin\._gone_in_a_future_release"):
+        site_hooks.check_patched_attributes()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 from tutorial_code.model import GPTConfig, GPTModel
 from tutorial_code.stability import (
@@ -29,7 +29,7 @@ SMALL = GPTConfig(vocab_size=20, context_length=8, emb_dim=16, n_heads=2, n_laye
 # (peak_lr, warmup_steps, total_steps, initial_lr, min_lr)
 SETTINGS = [
     (1e-3, 10, 100, 1e-5, 1e-5),
-    (0.01, 27, 135, 1e-4, 1e-5),  # the seed's numbers: 20% warmup of 135 steps
+    (0.01, 27, 135, 1e-4, 1e-5),  # a common textbook setting: 20% warmup of 135 steps
     (3e-4, 1, 50, 3e-6, 0.0),
     (0.1, 30, 300, 1e-3, 0.01),
     (6e-4, 2000, 20000, 6e-6, 6e-5),  # a long run, 10% warmup, decay to 10% of the peak
@@ -380,7 +380,7 @@ def test_grad_norms_per_parameter_and_their_global_combination() -> None:
 
 
 def test_largest_gradient_compares_magnitudes_not_signed_values() -> None:
-    """The seed's find_highest_gradient took max(g); a large negative entry was missed."""
+    """A naive search takes max(g), which misses a large negative entry."""
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     for p in model.parameters():
         p.grad = torch.full_like(p, 0.01)

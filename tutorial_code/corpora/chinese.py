@@ -9,30 +9,19 @@ from __future__ import annotations
 import functools
 import random
 
-from tutorial_code.corpora._common import Zipf, check_n_chars, load_words
+from tutorial_code.corpora._common import Zipf, join_paragraphs, load_words
 
 __all__ = ["chinese_text"]
 
 _WORDS = load_words("zh")
 
-_ZH_SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏"
-    "吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱"
-    "严覃武戴莫孔向汤"
-)
-_ZH_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉建国文斌宇浩凯晨阳欣怡佳琪雪梅海波宁颖峰亮成林俊博思雨轩子涵嘉睿晓东宏志新春"
-_ZH_MEASURES = {
-    "书": "本", "苹果": "个", "香蕉": "根", "电脑": "台", "手机": "部", "自行车": "辆", "衣服": "件",
-    "鞋子": "双", "杯子": "个", "桌子": "张", "椅子": "把", "房子": "座", "汽车": "辆", "照片": "张",
-    "礼物": "份", "报告": "份", "问题": "个", "消息": "条", "故事": "个", "电影": "部", "歌曲": "首",
-    "蛋糕": "块", "面包": "个", "花": "朵", "票": "张", "报纸": "份", "词典": "本", "雨伞": "把",
-    "帽子": "顶", "裤子": "条", "茶": "杯", "咖啡": "杯", "水": "瓶", "信": "封", "画": "幅",
-    "小猫": "只", "小狗": "条", "鱼": "条", "马": "匹", "树": "棵", "电视": "台", "钥匙": "把",
-}
-_ZH_DEGREES = ["很", "很", "非常", "特别", "有点", "比较", "真", "太", "挺", "十分", "相当", "越来越"]
-_ZH_NUMBERS = ["一", "两", "三", "四", "五", "六", "七", "八", "九", "十", "几", "好几"]
-_ZH_SAY = ["说", "问", "告诉大家", "笑着说", "回答", "想了想说", "小声说", "大声喊", "解释说", "补充说"]
-_ZH_OPINIONS = ["我觉得", "我认为", "听说", "据说", "大家都知道", "看起来", "其实", "没想到", "原来", "说实话"]
+_ZH_SURNAMES = "".join(_WORDS["surnames"])
+_ZH_GIVEN = "".join(_WORDS["given"])
+_ZH_MEASURES = dict(entry.split(":") for entry in _WORDS["measures"])
+_ZH_DEGREES = _WORDS["degrees"]
+_ZH_NUMBERS = _WORDS["numbers"]
+_ZH_SAY = _WORDS["say"]
+_ZH_OPINIONS = _WORDS["opinions"]
 
 
 class _ChineseGrammar:
@@ -127,13 +116,4 @@ def chinese_text(n_chars: int, *, seed: int = 0) -> str:
     numbers in Arabic digits, with full-width punctuation. Most characters are 3 bytes in
     UTF-8. The same ``(n_chars, seed)`` always gives the same text.
     """
-    check_n_chars(n_chars)
-    rng = random.Random(seed)
-    grammar = _chinese_grammar()
-    parts: list[str] = []
-    length = -1  # the join puts one "\n" between paragraphs, none after the last
-    while length < n_chars:
-        paragraph = grammar.paragraph(rng)
-        parts.append(paragraph)
-        length += len(paragraph) + 1
-    return "\n".join(parts)[:n_chars]
+    return join_paragraphs(_chinese_grammar().paragraph, n_chars, seed=seed, separator="\n")
