@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     speedup = table["4096x4096/M=64"]["speedup_vs_fp32"]["w8a8"]
     layer = sizes["layer_4096x4096"]
     result = {
-        "description": "int8 linear layers vs float32 on CPU: median time per call, and bytes stored",
+        "description": "int8 linear layers vs float32 on CPU: median time per call, bytes stored",
         "command": " ".join(
             ["python", "benchmarks/quant.py", *(sys.argv[1:] if argv is None else argv)]
         ),
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "table": table,
         "raw_seconds_per_call": {
-            key: {name: [float(f"{t:.4g}") for t in ts] for name, ts in per.items()}
+            key: {name: [float(f"{t:.6g}") for t in ts] for name, ts in per.items()}
             for key, per in seconds.items()
         },
         "bytes": sizes,

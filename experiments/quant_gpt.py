@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             val_log.append({"step": step + 1, "val_loss": round(val, 5)})
             print(
-                f"step {step + 1:5d}  train {stats.loss:.4f}  val {val:.4f}  {time.perf_counter() - start:6.1f} s",
+                f"step {step + 1:5d}  train {stats.loss:.4f}  val {val:.4f}  "
+                f"{time.perf_counter() - start:6.1f} s",
                 flush=True,
             )
     seconds = time.perf_counter() - start
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights), metadata={"format": "pt"})
     result = {
-        "description": "the character-level GPT that chapter 6 quantizes (float32 weights in the .safetensors beside this file)",
+        "description": "the character-level GPT that chapter 6 quantizes "
+        "(float32 weights in the .safetensors file beside this one)",
         "command": " ".join(
             ["python", "experiments/quant_gpt.py", *(sys.argv[1:] if argv is None else argv)]
         ),

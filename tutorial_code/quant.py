@@ -292,8 +292,8 @@ class Int8Linear(nn.Module):
       layer calls ``torch.ops.aten._weight_int8pack_mm``, which reads the int8 weight and
       scales it inside the kernel; on a CPU this beats the float matmul for a few rows
       (decoding one token), where reading the weight from memory is the cost. With float32
-      activations that kernel has no fast path (measured in ``benchmarks/quant.py``: several
-      times slower than the float32 matmul for one row and tens of times for 64), so the
+      activations that kernel has no fast path (measured in ``benchmarks/quant.py`` at
+      4096 x 4096: 2-3x slower than the float32 matmul for one row, over 20x for 64), so the
       layer uses it only for a single row and otherwise widens the int8 weight to float32
       for a float32 matmul, i.e. dequantize-then-matmul: it saves memory at rest, not time.
     * ``"w8a8"``: each row of ``x`` (a token) is quantized with its own absmax scale

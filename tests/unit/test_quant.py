@@ -511,3 +511,25 @@ def test_stored_gpt_weights_match_their_record_and_a_rerun_slice(tmp_path: Path)
     assert rerun["tokenizer_chars"] == record["tokenizer_chars"]
     for got, want in zip(rerun["first_losses"], record["first_losses"][:5], strict=True):
         assert got == pytest.approx(want, rel=1e-3)
+
+
+def test_stored_benchmark_is_complete_and_its_bytes_match_a_rerun() -> None:
+    """Reference: benchmarks/quant.py's own byte accounting, re-run here (bytes are exact and
+    do not depend on the machine), and the medians recomputed from the stored raw timings."""
+    import importlib.util
+    import statistics
+
+    record = json.loads((ROOT / "benchmarks/results/quant.json").read_text())
+    spec = importlib.util.spec_from_file_location("bench_quant", ROOT / "benchmarks/quant.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.bytes_table(bench.book_gpt_config()) == record["bytes"]
+    assert record["repeats"] >= 7 and record["threads"] == record["machine"]["torch_threads"]
+    for key, cell in record["table"].items():
+        raw = record["raw_seconds_per_call"][key]
+        for name, times in raw.items():
+            assert len(times) == record["repeats"]
+            assert cell["median_us"][name] == pytest.approx(
+                statistics.median(times) * 1e6, rel=1e-3
+            )
+    assert record["bar"]["met"]
