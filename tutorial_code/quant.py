@@ -302,7 +302,7 @@ class Int8Linear(nn.Module):
       (``y[m, n] = s_x[m] s_w[n] sum_k x_q[m, k] w_q[n, k]``) and the bias is added.
     * ``"llm_int8"``: the columns of ``x`` (input features) holding any ``|x| >= threshold``
       are multiplied in float by the dequantized matching weight columns; the rest of ``x``
-      goes through the ``"w8a8"`` path; the two are added (Dettmers et al., 2022, eq. 7).
+      goes through the ``"w8a8"`` path; the two are added (Dettmers et al., 2022, section 3.2).
 
     float64 inputs are accepted (the book evaluates in float64 where printed digits must not
     depend on the CPU): the int8 paths quantize their float32 rounding, so they compute
