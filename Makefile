@@ -15,7 +15,7 @@ NBVAL := $(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval
 	-n $(JOBS) --dist loadscope
 
 .PHONY: install serve build test lint test-code test-notebooks test-site test-portable \
-	notebooks bench experiments clean
+	notebooks bench checkpoints experiments clean
 
 install: $(STAMP)
 
@@ -69,10 +69,18 @@ notebooks: install
 bench: install
 	$(BIN)/python benchmarks/bpe.py
 	$(BIN)/python benchmarks/kv_cache.py --threads 1
+	$(BIN)/python experiments/sampling_speed.py
+	$(BIN)/python benchmarks/quant.py --threads 1 --repeats 15
+
+## Rebuild the alignment chapters' base and SFT checkpoints from scratch (tens of minutes on a
+## CPU), then their notebooks: make notebooks NB=06i-assistant.
+checkpoints: install
+	$(BIN)/python experiments/alignment_checkpoints.py
 
 ## Re-run the experiments whose stored results the chapters print (experiments/results/*.json),
 ## then rebuild those chapters with make notebooks.
 experiments: install
+	$(BIN)/python experiments/quant_gpt.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:

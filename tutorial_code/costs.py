@@ -11,7 +11,8 @@ Every chapter that quotes a cost computes it here, so the numbers agree across t
 * bytes: :func:`kv_cache_bytes` and :class:`AttentionShape` for KV caches of published models,
   :data:`DTYPE_BYTES` for weights, :func:`training_memory` and
   :func:`activation_bytes_per_layer` for training on many GPUs (ZeRO, tensor and pipeline
-  parallelism).
+  parallelism), :func:`linear_bytes` for a float or quantized linear layer and
+  :func:`state_dict_bytes` for what a built model actually stores.
 
 This module is a leaf: it imports nothing from the rest of the package except the argument
 checks, and takes configurations by their attributes (``vocab_size``, ``context_length``,
@@ -39,7 +40,9 @@ __all__ = [
     "forward_flops",
     "gpt_parameter_count",
     "kv_cache_bytes",
+    "linear_bytes",
     "pipeline_bubble_fraction",
+    "state_dict_bytes",
     "training_flops",
     "training_flops_per_token",
     "training_memory",
@@ -364,6 +367,70 @@ def pipeline_bubble_fraction(*, stages: int, micro_batches: int) -> float:
     check_int("stages", stages, low=1)
     check_int("micro_batches", micro_batches, low=1)
     return (stages - 1) / (micro_batches + stages - 1)
+
+
+# Bytes of float and quantized weights
+# --------------------------------------------------------------------------------------
+
+
+def linear_bytes(
+    in_features: int,
+    out_features: int,
+    *,
+    bias: bool = True,
+    weight_bits: int = 32,
+    group_size: int | None = None,
+    float_bytes: int = 4,
+) -> int:
+    """Bytes a linear layer stores: its weight, its quantization scales and its bias.
+
+    ``weight_bits=32`` (or 16) is a float layer with no scales: ``out * in * bits / 8``.
+    Below 16 bits the weight is integers plus one float scale per output row
+    (``group_size=None``, per channel) or per ``group_size`` inputs of each row (per group,
+    ``out * in / group_size`` scales). The bias and the scales take ``float_bytes`` each
+    (4 for float32). So an int8 ``4096 x 4096`` layer takes ``4096^2 + 2 * 4 * 4096`` bytes,
+    3.996 times less than float32; the scales and bias are what keeps it from 4.
+    """
+    check_int("in_features", in_features, low=1)
+    check_int("out_features", out_features, low=1)
+    check_int("weight_bits", weight_bits, low=1, high=32)
+    check_int("float_bytes", float_bytes, low=1)
+    weight_bits_total = in_features * out_features * weight_bits
+    if weight_bits_total % 8:
+        raise ValueError(
+            f"{out_features} x {in_features} weights of {weight_bits} bits are not whole bytes"
+        )
+    n_scales = 0
+    if weight_bits < 16:
+        if group_size is None:
+            n_scales = out_features
+        else:
+            check_int("group_size", group_size, low=1)
+            if in_features % group_size:
+                raise ValueError(f"group_size {group_size} must divide in_features {in_features}")
+            n_scales = out_features * (in_features // group_size)
+    elif group_size is not None:
+        raise ValueError("group_size applies to quantized weights (weight_bits < 16) only")
+    return weight_bits_total // 8 + (n_scales + (out_features if bias else 0)) * float_bytes
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of the tensors in ``model.state_dict()`` (what a checkpoint of it holds).
+
+    Parameters and persistent buffers count, whatever their dtype (an int8 weight 1 byte per
+    value); a tensor shared by two modules counts once.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for tensor in model.state_dict().values():
+        key = (tensor.data_ptr(), tensor.numel())
+        if key in seen:
+            continue
+        seen.add(key)
+        total += tensor.numel() * tensor.element_size()
+    return total
 
 
 # --------------------------------------------------------------------------------------

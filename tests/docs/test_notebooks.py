@@ -116,8 +116,9 @@ def test_headings_are_unique_and_chapter_sections_exist(path: Path) -> None:
         "the title must start with the chapter number, 'Interlude: ' or 'Appendix: '"
     )
     language = path.relative_to(DOCS).parts[0]
+    unnumbered = [re.sub(r"^\d+\. ", "", head) for head in heads]  # "9. Summary" counts
     for section in SECTIONS[language]:
-        assert section in heads, f"{path.relative_to(DOCS)} has no '{section}' section"
+        assert section in unnumbered, f"{path.relative_to(DOCS)} has no '{section}' section"
 
 
 @pytest.mark.parametrize("path", notebooks("en"), ids=[str(p.relative_to(DOCS)) for p in notebooks("en")])
@@ -157,11 +158,15 @@ TEXT_KEYS = ("text/plain", "text/html", "image/svg+xml")
 
 
 def checked_outputs(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """What nbval compares in a cell, except images (PNG is not compared)."""
-    result = []
+    """What nbval compares in a cell, except images (PNG is not compared). Consecutive chunks
+    of one stream are joined: where the kernel splits a stream depends on timing."""
+    result: list[tuple[str, str]] = []
     for output in cell.get("outputs", []):
         if output.output_type == "stream":
-            result.append((output.name, output.text))
+            if result and result[-1][0] == output.name:
+                result[-1] = (output.name, result[-1][1] + output.text)
+            else:
+                result.append((output.name, output.text))
         elif output.output_type in ("execute_result", "display_data"):
             for key in TEXT_KEYS:
                 if key in output.get("data", {}):
