@@ -80,6 +80,8 @@ checkpoints: install
 ## Re-run the experiments whose stored results the chapters print (experiments/results/*.json),
 ## then rebuild those chapters with make notebooks.
 experiments: install
+	$(BIN)/python experiments/isoflop.py
+	$(BIN)/python experiments/data_cleaning.py
 	$(BIN)/python experiments/quant_gpt.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
