@@ -158,11 +158,17 @@ TEXT_KEYS = ("text/plain", "text/html", "image/svg+xml")
 
 
 def checked_outputs(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """What nbval compares in a cell, except images (PNG is not compared)."""
-    result = []
+    """What nbval compares in a cell, except images (PNG is not compared).
+
+    Consecutive outputs of one stream are joined, as nbval joins them: the kernel splits a
+    cell's printing into outputs by timing, so the split differs from run to run."""
+    result: list[tuple[str, str]] = []
     for output in cell.get("outputs", []):
         if output.output_type == "stream":
-            result.append((output.name, output.text))
+            if result and result[-1][0] == output.name:
+                result[-1] = (output.name, result[-1][1] + output.text)
+            else:
+                result.append((output.name, output.text))
         elif output.output_type in ("execute_result", "display_data"):
             for key in TEXT_KEYS:
                 if key in output.get("data", {}):
