@@ -34,6 +34,16 @@ CONFIGS = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These models are tiny: a second thread only adds synchronisation, and on a busy machine
+    each small parallel region can stall for milliseconds (tens of times the work)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make_model(cfg: GPTConfig = SMALL, seed: int = 0) -> GPTModel:
     torch.manual_seed(seed)
     return GPTModel(cfg).eval()
