@@ -54,6 +54,7 @@ from tutorial_code.rl import (
     sequence_logprobs,
 )
 from tutorial_code.task import (
+    PAD,
     Problem,
     decode_completion,
     encode_prompts,
@@ -74,6 +75,7 @@ __all__ = [
     "optimal_policy",
     "preference_batch",
     "reference_logps",
+    "sample_pairs",
     "train_dpo",
 ]
 
@@ -362,11 +364,16 @@ def sample_pairs(
 ) -> list[dict[str, str]]:
     """Preference pairs from ``num_generations`` samples of ``policy`` per problem
     (:func:`tutorial_code.task.preference_pairs`: chosen = first correct, rejected = first
-    wrong; problems whose samples are all right or all wrong give none)."""
+    wrong; problems whose samples are all right or all wrong give none).
+
+    A sample in which the policy wrote the padding character ``PAD`` is dropped: as text it
+    cannot be told apart from padding (it is wrong anyway, and rare).
+    """
     samples = evaluate_sampling(
         policy, problems, n=num_generations, temperature=temperature, generator=generator
     )
-    return preference_pairs(problems, samples.completions)
+    kept = [[c for c in group if PAD not in c] for group in samples.completions]
+    return preference_pairs(problems, kept)
 
 
 @dataclass
