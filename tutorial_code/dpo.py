@@ -123,8 +123,9 @@ def dpo_loss(
       probability ``1 - eps``, minimal at ``beta delta = log((1 - eps) / eps)``, not at
       infinity. ``eps`` in ``[0, 0.5)``.
     * ``"robust"``: ``(-(1 - eps) log sigma(beta delta) + eps log sigma(-beta delta)) /
-      (1 - 2 eps)`` (Chowdhury et al., 2024, eq. 9): an unbiased estimate of the clean DPO
-      loss when each label was flipped with probability ``eps`` in ``[0, 0.5)``.
+      (1 - 2 eps)`` (Chowdhury et al., 2024, "Provably Robust DPO"): an unbiased estimate of
+      the clean DPO loss when each label was flipped with probability ``eps`` in
+      ``[0, 0.5)``.
     * ``"hinge"``: ``relu(1 - beta delta)`` (SLiC-HF, Zhao et al., 2023, with margin
       ``1 / beta``).
     * ``"ipo"``: ``(delta - 1 / (2 beta))^2`` (Azar et al., 2023, eq. 17, ``beta`` as their
@@ -685,8 +686,12 @@ def fit_tabular_dpo(
 
     The policy is a free table of logits ``theta`` (``pi = softmax(theta)`` per prompt),
     started at the reference; pair ``i`` prefers response ``chosen[i]`` over ``rejected[i]``
-    for prompt ``prompts[i]`` (three ``(N,)`` int tensors). The loss is minimised with L-BFGS
-    (strong Wolfe line search) in the dtype of ``ref_logprobs`` (use float64).
+    for prompt ``prompts[i]`` (three ``(N,)`` int tensors). Repeated pairs are counted once
+    with their multiplicity as a weight, so the cost does not grow with ``N``; the weighted
+    mean is the mean over the ``N`` pairs. The loss is minimised with L-BFGS (strong Wolfe
+    line search) in the dtype of ``ref_logprobs`` (use float64), for at most ``max_iter``
+    iterations: with few pairs the minimum may lie at infinity (a response that never won
+    gets probability 0), and the fit stops on the way there.
     """
     check_tensor("ref_logprobs", ref_logprobs, dim=2, dtype="float")
     check_tensor("prompts", prompts, dim=1, dtype="int")
@@ -703,6 +708,11 @@ def fit_tabular_dpo(
         if not (0 <= int(t.min()) and int(t.max()) < n_responses):
             raise ValueError(f"{name} must be in [0, {n_responses})")
     ref = ref_logprobs.detach()
+    unique, counts = torch.unique(
+        torch.stack([prompts, chosen, rejected]), dim=1, return_counts=True
+    )
+    x, y_w, y_l = unique
+    weights = counts.to(ref.dtype) / prompts.numel()
     theta = ref.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [theta],
@@ -718,14 +728,9 @@ def fit_tabular_dpo(
         optimizer.zero_grad()
         logp = torch.log_softmax(theta, dim=-1)
         losses, _, _ = dpo_loss(
-            logp[prompts, chosen],
-            logp[prompts, rejected],
-            ref[prompts, chosen],
-            ref[prompts, rejected],
-            beta=beta,
-            loss_type=loss_type,
+            logp[x, y_w], logp[x, y_l], ref[x, y_w], ref[x, y_l], beta=beta, loss_type=loss_type
         )
-        loss = losses.mean()
+        loss = (weights * losses).sum()
         loss.backward()
         return loss
 

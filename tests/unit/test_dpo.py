@@ -96,7 +96,7 @@ def _reference_loss(
     pc: float, pr: float, rc: float, rr: float, beta: float, loss_type: str, eps: float
 ) -> float:
     """One pair in plain Python floats, written from the published formulas: DPO eq. 7 and
-    the conservative-DPO note (TRL <= 0.28 "sigmoid"), Chowdhury et al. eq. 9, SLiC's hinge,
+    the conservative-DPO note (TRL <= 0.28 "sigmoid"), Chowdhury et al.'s robust DPO, SLiC's hinge,
     IPO eq. 17."""
     margin = (pc - rc) - (pr - rr)
     if loss_type == "sigmoid":
@@ -182,9 +182,9 @@ def test_pitfall_label_smoothing_has_a_sign() -> None:
 
 
 def test_robust_loss_is_unbiased_under_flipped_labels() -> None:
-    """Reference: Chowdhury et al. (2024), Lemma 3.1: if a label is flipped with probability
-    eps, the expected robust loss is the clean DPO loss (the flip swaps chosen and
-    rejected)."""
+    """Reference: the defining property of Chowdhury et al.'s (2024) loss: if a label is
+    flipped with probability eps, the expected robust loss is the clean DPO loss (a flip
+    swaps chosen and rejected)."""
     g = torch.Generator().manual_seed(1)
     pc, pr, rc, rr = (-15 * torch.rand(16, generator=g, dtype=torch.float64) for _ in range(4))
     for eps in (0.05, 0.2, 0.4):
@@ -577,3 +577,21 @@ def test_online_dpo_samples_new_pairs_from_the_current_policy() -> None:
     log = trainer.train(5)
     assert [r["samples"] for r in log.steps] == [48, 48, 96, 96, 144]
     assert trainer.pairs != first_pairs
+
+
+def test_sample_pairs_drops_samples_that_wrote_the_padding_character(monkeypatch) -> None:
+    """Reference: pairs chosen by hand from made-up samples. A wrong sample containing
+    ``_`` cannot be tokenized back unambiguously, so the next wrong one is rejected."""
+    from types import SimpleNamespace
+
+    import tutorial_code.dpo as dpo
+    from tutorial_code.task import Problem
+
+    problems = [Problem(1, 2), Problem(4, 5)]
+    completions = [["|3_1", "|4", "|3"], ["|9", "|9_"]]
+    monkeypatch.setattr(
+        dpo, "evaluate_sampling", lambda *a, **k: SimpleNamespace(completions=completions)
+    )
+    pairs = dpo.sample_pairs(tiny_model(), problems, num_generations=3)
+    assert pairs == [{"prompt": "001+002=", "chosen": "|3", "rejected": "|4"}]
+    preference_batch(pairs)  # tokenizes
