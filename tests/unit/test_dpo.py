@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.unit.test_rl import TINY
+from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.dpo import (
     LOSS_TYPES,
     DPOConfig,
@@ -23,6 +24,7 @@ from tutorial_code.dpo import (
     optimal_policy,
     preference_batch,
     reference_logps,
+    sample_pairs,
 )
 from tutorial_code.model import GPTConfig, GPTModel
 from tutorial_code.rl import token_logprobs
@@ -595,3 +597,56 @@ def test_sample_pairs_drops_samples_that_wrote_the_padding_character(monkeypatch
     pairs = dpo.sample_pairs(tiny_model(), problems, num_generations=3)
     assert pairs == [{"prompt": "001+002=", "chosen": "|3", "rejected": "|4"}]
     preference_batch(pairs)  # tokenizes
+
+
+# --------------------------------------------------------------------------------------
+# The stored experiment (experiments/dpo.py) against a short re-run
+# --------------------------------------------------------------------------------------
+
+
+def _script():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "dpo.py"
+    spec = importlib.util.spec_from_file_location("experiment_dpo", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stored_experiment_replays_its_first_steps() -> None:
+    """Reference: experiments/results/dpo.json. The main configuration with seed 0, on the
+    stored pairs: the evaluation before training (exact greedy accuracy, held-out pair
+    log-probs) and TRL's metrics of the first five steps; and the pairs of the first 128
+    training problems sampled again from the SFT checkpoint."""
+    import json
+
+    script = _script()
+    stored = json.loads(script.DEFAULT_OUTPUT.read_text(encoding="utf-8"))
+    main = stored["runs"]["main"]["seeds"]["0"]
+    pairs = stored["pairs"]["0"]
+    trainer = DPOTrainer(
+        script.RUNS["main"].config, seed=0, pairs=pairs, eval_pairs=stored["eval_pairs"]
+    )
+    cfg = script.RUNS["main"].config
+    problems = trainer.trainer.sample_problems(cfg.n_problems)[:128]  # at step 0, as the script
+    first = trainer.evaluate()
+    assert first["accuracy"] == main["evals"]["accuracy"][0]
+    assert first["eval_logps/chosen"] == pytest.approx(
+        main["evals"]["eval_logps/chosen"][0], abs=1e-3
+    )
+    rows = [trainer.train_step() for _ in range(5)]
+    for key in ("loss", "rewards/margins", "logps/chosen", "logps/rejected"):
+        assert [r[key] for r in rows] == pytest.approx(main["steps"][key][:5], abs=2e-3), key
+
+    again = sample_pairs(
+        load_checkpoint("sft"),
+        problems,
+        num_generations=cfg.num_generations,
+        generator=torch.Generator().manual_seed(0),
+    )
+    same = sum(a == b for a, b in zip(again, pairs))
+    assert same >= 0.95 * len(again)
