@@ -650,3 +650,23 @@ def test_stored_experiment_replays_its_first_steps() -> None:
     )
     same = sum(a == b for a, b in zip(again, pairs))
     assert same >= 0.95 * len(again)
+
+
+def test_train_dpo_starts_from_the_sft_checkpoint_and_returns_the_log() -> None:
+    """Reference: the shipped SFT checkpoint's greedy accuracy on the same problems (the
+    evaluation before the first step) and the step count asked for; a time budget stops it."""
+    from tutorial_code.dpo import train_dpo
+    from tutorial_code.rl import AlignmentLog, evaluate_greedy
+
+    problems = sample_problems(16, split="val")
+    log = train_dpo(DPOConfig(batch_size=2), seed=0, steps=2, pairs=PAIRS, eval_problems=problems)
+    assert isinstance(log, AlignmentLog)
+    assert [r["step"] for r in log.steps] == [1, 2]
+    expected = evaluate_greedy(load_checkpoint("sft"), problems).accuracy
+    assert log.evals[0]["accuracy"] == expected
+    for key in ("accuracy", "kl", "length", "trace_fraction", "sample_length"):
+        assert len(log.series(key, evals=True)) == 2
+    short = train_dpo(
+        DPOConfig(), seed=0, steps=5, pairs=PAIRS, eval_problems=problems, time_budget_s=1e-9
+    )
+    assert short.steps == []
