@@ -46,6 +46,7 @@ __all__ = [
     "LoRALinear",
     "apply_lora",
     "get_nb_trainable_parameters",
+    "magnitude_direction_change",
     "merge_and_unload",
     "trainable_parameters_report",
 ]
@@ -111,6 +112,13 @@ class LoRALinear(nn.Module):
         return result + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
 
     @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """The adapted weight ``W + scaling B A`` ``(out, in)`` in float32, without merging."""
+        if self.merged:
+            return self.base_layer.weight.float().clone()
+        return self.base_layer.weight.float() + self.get_delta_weight().float()
+
+    @torch.no_grad()
     def merge(self) -> None:
         """Write the update into ``base_layer.weight``: ``W <- W + scaling B A``.
 
@@ -120,7 +128,7 @@ class LoRALinear(nn.Module):
         if self.merged:
             raise RuntimeError("this layer is already merged; unmerge() first")
         weight = self.base_layer.weight
-        weight.copy_((weight.float() + self.get_delta_weight().float()).to(weight.dtype))
+        weight.copy_(self.merged_weight().to(weight.dtype))
         self.merged = True
 
     @torch.no_grad()
@@ -191,16 +199,22 @@ class DoRALinear(LoRALinear):
         return result + (g - 1) * direction + g * lora
 
     @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """``magnitude * V / ||V||`` with ``V = W + s B A`` ``(out, in)``, float32, unmerged."""
+        if self.merged:
+            return self.base_layer.weight.float().clone()
+        direction = self.base_layer.weight.float() + self.get_delta_weight().float()
+        return (self.magnitude.float() / torch.linalg.norm(direction, dim=1))[:, None] * direction
+
+    @torch.no_grad()
     def merge(self) -> None:
         """``W <- magnitude * (W + s B A) / ||W + s B A||``; the norm is kept for unmerge."""
         if self.merged:
             raise RuntimeError("this layer is already merged; unmerge() first")
         weight = self.base_layer.weight
-        combined = weight.float() + self.get_delta_weight().float()
-        norm = torch.linalg.norm(combined, dim=1)
-        self._merged_weight_norm = norm
-        merged = (self.magnitude.float() / norm)[:, None] * combined
-        weight.copy_(merged.to(weight.dtype))
+        direction = weight.float() + self.get_delta_weight().float()
+        self._merged_weight_norm = torch.linalg.norm(direction, dim=1)
+        weight.copy_(self.merged_weight().to(weight.dtype))
         self.merged = True
 
     @torch.no_grad()
@@ -290,3 +304,32 @@ def trainable_parameters_report(model: nn.Module) -> str:
         f"trainable params: {trainable:,d} || all params: {total:,d} || "
         f"trainable%: {100 * trainable / total:.4f}"
     )
+
+
+@torch.no_grad()
+def magnitude_direction_change(
+    weight: torch.Tensor, base_weight: torch.Tensor
+) -> tuple[float, float]:
+    """DoRA's weight-decomposition analysis (Liu et al., 2024, section 3, eq. 3-4).
+
+    Splits both ``(out, in)`` weights into row norms ``m`` (magnitudes, one per output
+    feature) and rows ``v`` (directions) and returns ``(delta_m, delta_d)``:
+
+    * ``delta_m = mean_n |m_n - m0_n|``, the mean change of magnitude;
+    * ``delta_d = mean_n (1 - cos(v_n, v0_n))``, the mean change of direction.
+
+    The paper plots ``delta_m`` against ``delta_d`` for the query and value matrices of every
+    layer at several training steps: full fine-tuning and DoRA show a negative correlation
+    (large changes of direction with small ones of magnitude, or the reverse), LoRA a
+    positive one (both move together). Pass the effective weights: a plain layer's
+    ``weight``, or :meth:`LoRALinear.merged_weight` of an adapter.
+    """
+    if weight.shape != base_weight.shape or weight.dim() != 2:
+        raise ValueError(
+            f"weight {tuple(weight.shape)} and base_weight {tuple(base_weight.shape)} must be "
+            "matrices of the same shape"
+        )
+    w, w0 = weight.float(), base_weight.float()
+    delta_m = (torch.linalg.norm(w, dim=1) - torch.linalg.norm(w0, dim=1)).abs().mean()
+    delta_d = (1 - torch.nn.functional.cosine_similarity(w, w0, dim=1)).mean()
+    return delta_m.item(), delta_d.item()

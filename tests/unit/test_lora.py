@@ -21,6 +21,7 @@ from tutorial_code.lora import (
     LoRALinear,
     apply_lora,
     get_nb_trainable_parameters,
+    magnitude_direction_change,
     merge_and_unload,
     trainable_parameters_report,
 )
@@ -229,6 +230,33 @@ def test_merge_and_unload_model_restores_the_plain_architecture() -> None:
     torch.testing.assert_close(model(ids), adapted, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="no LoRALinear"):
         merge_and_unload(model)
+
+
+@pytest.mark.parametrize("layer_cls", [LoRALinear, DoRALinear])
+def test_merged_weight_is_what_merge_writes(layer_cls) -> None:
+    """Reference: the weight after merge(), and F.linear with it against the layer's output."""
+    torch.manual_seed(18)
+    layer = trained(layer_cls(nn.Linear(IN, OUT), R, ALPHA), seed=19)
+    weight = layer.merged_weight()
+    x = torch.randn(4, IN)
+    torch.testing.assert_close(x @ weight.T + layer.base_layer.bias, layer(x), rtol=0, atol=1e-5)
+    layer.merge()
+    torch.testing.assert_close(layer.base_layer.weight, weight, rtol=0, atol=0)
+    torch.testing.assert_close(layer.merged_weight(), weight, rtol=0, atol=0)
+
+
+def test_magnitude_direction_change_by_hand() -> None:
+    """Reference: hand-made changes. Scaling row 0 by 2 changes only its magnitude
+    (delta_m = |w_0| / rows, delta_d = 0); rotating row 1 by 90 degrees keeps its magnitude
+    and gives 1 - cos = 1 (delta_d = 1 / rows)."""
+    w0 = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    scaled = torch.tensor([[6.0, 8.0], [1.0, 0.0]])
+    assert magnitude_direction_change(scaled, w0) == pytest.approx((5.0 / 2, 0.0))
+    rotated = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    assert magnitude_direction_change(rotated, w0) == pytest.approx((0.0, 0.5))
+    assert magnitude_direction_change(w0, w0) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        magnitude_direction_change(w0, w0.T[:1])
 
 
 # --------------------------------------------------------------------------------------
