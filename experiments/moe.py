@@ -1,6 +1,6 @@
 """Mixture of experts on the book's GPT: dense vs MoE at equal active and equal total parameters.
 
-Run (about 30-40 minutes on one thread of a 2-core laptop; chapter 3 reads the result)::
+Run (about 30 minutes on one thread of a busy 2-core machine; chapter 3 reads the result)::
 
     python experiments/moe.py
 
@@ -67,7 +67,7 @@ SETTINGS = dict(
     d_hidden=64,  # one expert's hidden width h
     router_aux_loss_coef=0.02,
     peak_lr=3e-3,
-    warmup_steps=100,
+    warmup_steps=80,
     weight_decay=0.1,
     max_norm=1.0,
     train_chars_per_language=400_000,
@@ -210,7 +210,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)

@@ -488,3 +488,42 @@ def test_bad_arguments_raise_clear_errors() -> None:
         apply_lora(Net(), ["lin"], 2, 4, modules_to_save="lin")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         apply_lora("model", ["lin"], 2, 4)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# The stored experiment (experiments/lora.py) against a short re-run
+# --------------------------------------------------------------------------------------
+
+
+def test_stored_lora_experiment_matches_a_short_rerun() -> None:
+    """Reference: experiments/results/lora.json. Five pre-training steps and five DoRA steps
+    on the same schedule reproduce the stored check; the stored runs cover every method, rank
+    and seed, and their trainable-parameter and optimizer-state counts follow by hand."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "lora.py"
+    spec = importlib.util.spec_from_file_location("experiment_lora", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stored = json.loads((path.parent / "results" / "lora.json").read_text(encoding="utf-8"))
+    torch.set_num_threads(1)
+    rerun = script.check_slice(
+        script.corpus(), total_steps=stored["steps"], pretrain_steps=stored["pretrain_steps"]
+    )
+    for key in ("pretrain_losses", "dora_r4_losses"):
+        assert rerun[key] == pytest.approx(stored["check"][key], rel=1e-4)
+    runs = stored["runs"]
+    expected = {("full", None)} | {(m, r) for m in ("lora", "dora") for r in stored["ranks"]}
+    for seed in stored["seeds"]:
+        assert {(r["method"], r["rank"]) for r in runs if r["seed"] == seed} == expected
+    c, layers = stored["settings"]["emb_dim"], stored["settings"]["n_layers"]
+    for r in runs:
+        if r["method"] == "full":
+            assert r["trainable_parameters"] == r["total_parameters"]
+        else:  # per block: 4 attention matrices C x C, fc1 C -> 4C, fc2 4C -> C
+            adapters = layers * r["rank"] * (4 * 2 * c + 2 * 5 * c)
+            magnitudes = layers * (4 * c + 4 * c + c) if r["method"] == "dora" else 0
+            assert r["trainable_parameters"] == adapters + magnitudes
+        assert r["optimizer_state_bytes"] == 2 * 4 * r["trainable_parameters"]  # Adam, fp32

@@ -341,3 +341,44 @@ def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="matched no FeedForward"):
         apply_moe(moe_gpt(), num_experts=E, top_k=K, d_hidden=H)
     assert math.isfinite(load_balancing_loss(torch.randn(5, 4), 4, 2).item())
+
+
+# --------------------------------------------------------------------------------------
+# The stored experiment (experiments/moe.py) against a short re-run
+# --------------------------------------------------------------------------------------
+
+
+def load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path.parent / "results" / f"{name}.json"
+
+
+def test_stored_moe_experiment_matches_a_short_rerun() -> None:
+    """Reference: experiments/results/moe.json. The first five steps of seed 0's mixture
+    (same data, initial weights, batches and schedule) reproduce the stored losses; the stored
+    runs are complete and consistent with the parameter counts computed here."""
+    import json
+
+    script, path = load_script("moe")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    data = script.corpus()
+    assert stored["vocab_size"] == data["vocab_size"]
+    torch.set_num_threads(1)
+    rerun = script.run("moe", 0, data, total_steps=stored["steps"], max_steps=5)
+    (run,) = [r for r in stored["runs"] if r["variant"] == "moe" and r["seed"] == 0]
+    assert rerun["train_loss"] == pytest.approx(run["train_loss"][:5], rel=1e-4)
+    assert rerun["aux_loss"] == pytest.approx(run["aux_loss"][:5], rel=1e-4)
+    assert rerun["parameters"] == run["parameters"]
+    assert rerun["active_parameters"] == run["active_parameters"]
+    assert {(r["variant"], r["seed"]) for r in stored["runs"]} == {
+        (v, s) for v in script.VARIANTS for s in stored["seeds"]
+    }
+    for r in stored["runs"]:
+        assert len(r["train_loss"]) == stored["steps"]
+        assert r["eval_steps"][-1] == stored["steps"]
