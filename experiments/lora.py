@@ -1,6 +1,6 @@
 """LoRA vs DoRA vs full fine-tuning on the book's GPT: quality, trainable parameters, memory.
 
-Run (about 40 minutes on one thread of a busy 2-core machine; chapter 3 reads the result)::
+Run (about 30 minutes on one thread of a busy 2-core machine; chapter 3 reads the result)::
 
     python experiments/lora.py
 
@@ -60,6 +60,7 @@ SETTINGS = dict(
     n_layers=4,
     context_length=64,
     batch_size=32,
+    finetune_batch_size=16,
     pretrain_chars=600_000,
     pretrain_steps=1000,
     pretrain_lr=3e-3,
@@ -206,8 +207,8 @@ def finetune(
         if step == steps:
             break
         x, y = random_batch(
-            ids["train_stories"], batch_size=s["batch_size"], context_length=s["context_length"],
-            generator=generator,
+            ids["train_stories"], batch_size=s["finetune_batch_size"],
+            context_length=s["context_length"], generator=generator,
         )  # fmt: skip
         start = time.perf_counter()
         stats = train_step(model, optimizer, x, y, scheduler=scheduler, max_norm=s["max_norm"])
