@@ -82,6 +82,8 @@ checkpoints: install
 experiments: install
 	$(BIN)/python experiments/isoflop.py
 	$(BIN)/python experiments/data_cleaning.py
+	$(BIN)/python experiments/moe.py
+	$(BIN)/python experiments/lora.py
 	$(BIN)/python experiments/quant_gpt.py
 	$(BIN)/python experiments/dpo.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
