@@ -626,6 +626,17 @@ def grpo_update(
     return totals | first
 
 
+def _lengths_by_outcome(batch: Rollout) -> dict[str, float]:
+    """Mean completion length of the right and of the wrong completions (nan if none)."""
+    right = batch.rewards == 1.0
+    lengths = batch.lengths.double()
+    nan = float("nan")
+    return {
+        "length_right": lengths[right].mean().item() if bool(right.any()) else nan,
+        "length_wrong": lengths[~right].mean().item() if bool((~right).any()) else nan,
+    }
+
+
 def train_grpo(
     config: GRPOConfig,
     *,
@@ -686,7 +697,8 @@ def train_grpo(
         ``step``, ``time`` (cumulative training seconds), ``samples`` (completions generated
         this step), the batch's ``reward`` (mean of ``reward_fn``), ``accuracy``,
         ``trace_fraction``, ``length`` and ``kl`` (exact per-token ``KL(pi || pi_ref)`` of the
-        policy that sampled it), ``frac_reward_zero_std``, ``truncated_fraction``, and the
+        policy that sampled it), ``frac_reward_zero_std``, ``truncated_fraction``,
+        ``length_right`` and ``length_wrong`` (by the checker; ``nan`` if none), and the
         update's ``loss``, ``policy_loss``, ``grad_norm``, ``kl_k3``, ``entropy``,
         ``clip_ratio/low_mean``, ``clip_ratio/high_mean``, ``clip_ratio/region_mean``,
         ``advantage_mean``, ``loss_tokens``; plus whatever ``rollout_fn`` returned.
@@ -734,6 +746,7 @@ def train_grpo(
                 "frac_reward_zero_std": zero_std_groups(rewards, g).double().mean().item(),
                 "truncated_fraction": truncated_completions(batch).double().mean().item(),
             }
+            | _lengths_by_outcome(batch)
             | update
             | {key: float(value) for key, value in extra.items()}
         )

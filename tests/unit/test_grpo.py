@@ -481,9 +481,13 @@ def test_train_grpo_logs_every_step_and_evaluates(sft_batch_trainer) -> None:
     for key in (
         "time", "samples", "reward", "accuracy", "length", "entropy", "frac_reward_zero_std",
         "truncated_fraction", "clip_ratio/region_mean", "advantage_mean", "loss_tokens",
+        "length_right", "length_wrong",
     ):  # fmt: skip
         assert all(key in r for r in log.steps), key
     assert all(r["samples"] == 16 for r in log.steps)
+    for r in log.steps:  # the two lengths split the mean length by the checker's verdict
+        parts = [(r["accuracy"], r["length_right"]), (1 - r["accuracy"], r["length_wrong"])]
+        assert sum(w * n for w, n in parts if w > 0) == pytest.approx(r["length"])
     again = train_grpo(SMALL, seed=2, steps=3, eval_every=2, eval_problems=problems)
     assert [r["loss"] for r in again.steps] == [r["loss"] for r in log.steps]
 
