@@ -596,7 +596,7 @@ def grpo_update(
     mask = batch.completion_mask if loss_mask is None else loss_mask
     check_tensor("loss_mask", mask, dim=2, shape=tuple(batch.completion_mask.shape))
     mask = mask.to(batch.completion_mask.dtype)
-    chunks = torch.arange(b).tensor_split(config.gradient_accumulation_steps)
+    chunks = [c for c in torch.arange(b).tensor_split(config.gradient_accumulation_steps) if len(c)]
     items = max(1, int(mask.sum()))  # completion tokens of the whole batch
     divide = 1 if config.loss_type == "dapo" else len(chunks)
     ref = batch.ref_logprobs if config.beta > 0 else None
