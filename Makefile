@@ -86,6 +86,7 @@ experiments: install
 	$(BIN)/python experiments/lora.py
 	$(BIN)/python experiments/quant_gpt.py
 	$(BIN)/python experiments/dpo.py
+	$(BIN)/python experiments/grpo.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:
