@@ -9,6 +9,7 @@ English forms, e.g. an abbreviation).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,14 +59,27 @@ def load_terms(folder: Path = GLOSSARY) -> list[Term]:
 
 
 def source_page(stem: str) -> str:
-    """The docs page (relative to a language folder) that a glossary file belongs to."""
-    return f"chapters/{stem}.ipynb" if stem[:2].isdigit() else f"{stem}.md"
+    """The docs page (relative to a language folder) that a glossary file belongs to: the
+    chapter notebook built from ``notebooks/<stem>.md`` if there is one, else ``<stem>.md``."""
+    if (ROOT / "notebooks" / f"{stem}.md").exists():
+        return f"chapters/{stem}.ipynb"
+    return f"{stem}.md"
+
+
+_LABELS = {
+    "notation": {"en": "Notation", "zh": "符号约定"},
+    "interlude": {"en": "Interlude", "zh": "插曲"},
+    "appendix": {"en": "Appendix", "zh": "附录"},
+}
 
 
 def _label(stem: str, language: str) -> str:
-    if stem[:2].isdigit():
-        return f"{int(stem[:2])}"
-    return {"notation": {"en": "Notation", "zh": "符号约定"}}.get(stem, {}).get(language, stem)
+    """What the glossary table shows for a page: a chapter number, or the page's kind."""
+    match = re.match(r"(\d+)(i?)-", stem)
+    if match and not match.group(2):
+        return str(int(match.group(1)))
+    kind = "interlude" if match else stem.split("-")[0]
+    return _LABELS.get(kind, {}).get(language, stem)
 
 
 def render_table(terms: list[Term], language: str) -> str:

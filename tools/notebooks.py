@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -139,6 +140,55 @@ def stale(name: str) -> list[str]:
     return problems
 
 
+def write_source(path: Path, cells: list[SourceCell]) -> None:
+    """Write cells back in the source format (the inverse of :func:`parse_source`)."""
+    path.write_text(
+        "\n\n".join(f"<!-- {cell.kind} -->\n{cell.text}" for cell in cells) + "\n",
+        encoding="utf-8",
+    )
+
+
+#: Notebook code must fit the site's content column (tests/docs checks it).
+CODE_WIDTH = 88
+
+
+def format_code(name: str) -> list[str]:
+    """Format the code cells of ``notebooks/<name>.md`` with ``ruff format`` at the page width.
+
+    Returns the lines still longer than :data:`CODE_WIDTH` (long strings and comments, which a
+    formatter does not split): those need a hand edit.
+    """
+    path = SOURCES / f"{name}.md"
+    cells = parse_source(path)
+    ruff = Path(sys.executable).parent / "ruff"
+    formatted = []
+    for cell in cells:
+        if cell.kind == "code":
+            result = subprocess.run(
+                [
+                    str(ruff),
+                    "format",
+                    f"--line-length={CODE_WIDTH}",
+                    "--stdin-filename=cell.py",
+                    "-",
+                ],
+                input=cell.text,
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode == 0:
+                cell = SourceCell("code", result.stdout.strip("\n"))
+        formatted.append(cell)
+    write_source(path, formatted)
+    return [
+        line
+        for cell in formatted
+        if cell.kind == "code"
+        for line in cell.text.splitlines()
+        if len(line) > CODE_WIDTH
+    ]
+
+
 def all_names() -> list[str]:
     return sorted(p.stem for p in SOURCES.glob("*.md") if p.name != "README.md")
 
@@ -151,11 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="only check that stored notebooks match"
     )
+    parser.add_argument(
+        "--format",
+        action="store_true",
+        help=f"format the sources' code cells to {CODE_WIDTH} columns (then rebuild them)",
+    )
     args = parser.parse_args(argv)
     names = args.names or all_names()
     unknown = sorted(set(names) - set(all_names()))
     if unknown:
         parser.error(f"no source notebooks/<name>.md for: {', '.join(unknown)}")
+    if args.format:
+        for name in names:
+            for line in format_code(name):
+                print(f"notebooks/{name}.md: still longer than {CODE_WIDTH}: {line}")
+        return 0
     if args.check:
         problems = [p for name in names for p in stale(name)]
         for problem in problems:

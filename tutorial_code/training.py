@@ -8,6 +8,14 @@
   learning-rate schedules work (chapter 2): forward, backward, clip, ``optimizer.step()``,
   ``scheduler.step()``. The loss is pluggable: any ``loss_fn(model, *batch) -> Tensor``.
 * :func:`train` repeats it and returns the per-step :class:`TrainingLog`.
+
+**Gradient accumulation and several processes.** ``grad_accum_steps=k`` splits each batch
+into ``k`` micro-batches and accumulates their gradients before one optimizer step (the same
+update as the whole batch at once, with ``1/k`` of the activation memory). Under ``torchrun``
+with a ``DistributedDataParallel`` model, :func:`train` gives each process its slice of every
+global batch (:func:`tutorial_code.distributed.shard`), DDP averages the gradients across
+processes, and the logged loss is averaged across them too; nothing else changes (the
+appendix proves the equivalence on CPU).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from torch import nn
 
 from tutorial_code.checks import check_float, check_int, check_module
 from tutorial_code.data import random_batch
+from tutorial_code.distributed import all_reduce_mean, distributed_info, maybe_no_sync, shard
 from tutorial_code.stability import clip_grad_norm_, global_grad_norm
 
 __all__ = [
@@ -147,6 +156,7 @@ def train_step(
     loss_fn: LossFn = lm_loss,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     max_norm: float | None = None,
+    grad_accum_steps: int = 1,
 ) -> StepStats:
     """One update: forward, backward, clip, ``optimizer.step()``, ``scheduler.step()``.
 
@@ -158,18 +168,36 @@ def train_step(
     ``batch`` is passed to ``loss_fn(model, *batch)``; with the default :func:`lm_loss` it is
     ``inputs, targets``, two ``(B, T)`` id tensors. ``max_norm=None`` measures the gradient
     norm but does not clip.
+
+    ``grad_accum_steps=k`` splits every tensor of ``batch`` into ``k`` equal micro-batches
+    along dimension 0 and sums ``loss_fn(micro) / k`` over them: for a loss that is a mean over
+    rows, the gradient equals the whole batch's. With a ``DistributedDataParallel`` model the
+    first ``k - 1`` backward passes skip the all-reduce (``no_sync``). The logged loss is the
+    batch mean, averaged over processes.
     """
     check_float("max_norm", max_norm, low=0.0, low_open=True, allow_none=True)
     check_module("optimizer", optimizer, torch.optim.Optimizer)
+    check_int("grad_accum_steps", grad_accum_steps, low=1)
     if not batch:
         raise TypeError("train_step needs a batch: train_step(model, optimizer, inputs, targets)")
+    rows = batch[0].shape[0]
+    if rows % grad_accum_steps or any(t.shape[0] != rows for t in batch):
+        raise ValueError(
+            f"every tensor of batch must have the same number of rows, divisible by "
+            f"grad_accum_steps={grad_accum_steps}; got {[t.shape[0] for t in batch]}"
+        )
     model.train()
     lr = float(optimizer.param_groups[0]["lr"])  # the rate this update will use
-    loss = loss_fn(model, *batch)
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        raise ValueError(f"loss_fn must return a scalar tensor, got {loss!r}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    micro_batches = zip(*(t.chunk(grad_accum_steps) for t in batch))
+    total = 0.0
+    for i, micro in enumerate(micro_batches):
+        with maybe_no_sync(model, skip_sync=i < grad_accum_steps - 1):
+            loss = loss_fn(model, *micro)
+            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                raise ValueError(f"loss_fn must return a scalar tensor, got {loss!r}")
+            (loss / grad_accum_steps).backward()
+        total += loss.item() / grad_accum_steps
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if max_norm is None:
         grad_norm = clipped = global_grad_norm(params).item()
@@ -179,7 +207,9 @@ def train_step(
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    return StepStats(loss=loss.item(), lr=lr, grad_norm=grad_norm, clipped_grad_norm=clipped)
+    return StepStats(
+        loss=all_reduce_mean(total), lr=lr, grad_norm=grad_norm, clipped_grad_norm=clipped
+    )
 
 
 @dataclass
@@ -215,6 +245,7 @@ def train(
     max_norm: float | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, StepStats], None] | None = None,
+    grad_accum_steps: int = 1,
 ) -> TrainingLog:
     """Run ``total_steps`` calls of :func:`train_step` and return the per-step log.
 
@@ -227,6 +258,12 @@ def train(
       (supervised fine-tuning, the alignment chapters).
 
     ``callback(step, stats)``, if given, runs after every step (for evaluation or logging).
+
+    Under ``torchrun`` (a process group is running) each process trains on its slice of every
+    global batch; draw the same global batches on every process (the same ``generator`` seed)
+    and wrap the model in ``DistributedDataParallel``. ``batch_size`` is the global batch.
+    ``callback`` runs on every process; print and save only where
+    :func:`tutorial_code.distributed.is_main_process` is true.
     """
     check_int("total_steps", total_steps, low=1)
     if (train_ids is None) == (get_batch is None):
@@ -240,15 +277,20 @@ def train(
                 train_ids, batch_size=batch_size, context_length=context_length, generator=generator
             )
 
+    info = distributed_info()
     log = TrainingLog()
     for step in range(total_steps):
+        batch = get_batch()
+        if info.is_distributed:
+            batch = shard(batch, info)  # this process's rows of the global batch
         stats = train_step(
             model,
             optimizer,
-            *get_batch(),
+            *batch,
             loss_fn=loss_fn,
             scheduler=scheduler,
             max_norm=max_norm,
+            grad_accum_steps=grad_accum_steps,
         )
         log.append(stats)
         if callback is not None:

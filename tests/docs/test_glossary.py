@@ -11,8 +11,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from tests.paths import DOCS, LANGUAGES, markdown_pages, notebooks
+from tools.glossary import GLOSSARY as GLOSSARY_DIR
 from tools.glossary import MARKER, Term, load_terms, render_table, source_page
 
 # 中文（English, optional more）: a CJK run, then full-width parentheses whose first part is
@@ -35,7 +37,10 @@ def chinese_texts() -> list[tuple[str, str]]:
 
 def test_glossary_loads_and_each_file_belongs_to_a_page() -> None:
     terms = load_terms()
-    assert len(terms) >= 10
+    for path in sorted(GLOSSARY_DIR.glob("*.yml")):  # no entry is silently dropped
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert entries, f"{path.name} has no terms"
+        assert len(entries) == sum(t.source == path.stem for t in terms), path.name
     for term in terms:
         for language in LANGUAGES:
             page = DOCS / language / source_page(term.source)

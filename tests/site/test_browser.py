@@ -137,3 +137,17 @@ def test_dark_mode_toggle_and_code_copy_button(page, server: str) -> None:
     assert page.locator(".jp-CodeCell clipboard-copy").count() > 0
     open_page(page, server, "")
     page.wait_for_selector(".md-content pre [data-md-type='copy']", state="attached")
+
+
+@pytest.mark.parametrize("url", [NOTEBOOK_EN, NOTEBOOK_ZH])
+def test_notebook_code_fits_the_column_on_a_laptop_screen(page, server: str, url: str) -> None:
+    """At 1366 x 768 (the most common laptop size) no code cell scrolls sideways and printed
+    output wraps inside the column."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    open_page(page, server, url)
+    overflowing = page.eval_on_selector_all(
+        ".jp-CodeCell .highlight-ipynb pre, .jp-OutputArea-output pre",
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.textContent.split('\\n').sort((a, b) => b.length - a.length)[0])",
+    )
+    assert overflowing == [], f"{url}: lines wider than the column: {overflowing[:3]}"

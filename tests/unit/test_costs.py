@@ -82,3 +82,50 @@ def test_kv_cache_bytes_by_hand_and_errors() -> None:
         kv_cache_bytes(n_layers=1, n_kv_heads=1, head_dim=1, n_tokens=-1)
     with pytest.raises(TypeError, match="head_dim must be an int"):
         kv_cache_bytes(n_layers=1, n_kv_heads=1, head_dim=1.5, n_tokens=1)  # type: ignore[arg-type]
+
+
+def test_training_memory_reproduces_the_zero_papers_figure_1() -> None:
+    """Rajbhandari et al. (2020), Figure 1: Ψ = 7.5B, N_d = 64, K = 12 ->
+    120 GB, 31.4 GB, 16.6 GB and 1.9 GB per device for DP, ZeRO-1, ZeRO-2 and ZeRO-3."""
+    from tutorial_code.costs import training_memory
+
+    gb = [training_memory(7.5e9, data_parallel=64, zero_stage=s).model_states / 1e9 for s in range(4)]
+    assert gb == pytest.approx([120.0, 31.40625, 16.640625, 1.875])
+    assert [round(x, 1) for x in gb] == [120.0, 31.4, 16.6, 1.9]
+
+
+def test_training_memory_splits_model_states_over_tensor_and_pipeline_ranks() -> None:
+    from tutorial_code.costs import training_memory
+
+    one = training_memory(1e9)
+    assert (one.weights, one.gradients, one.optimizer) == (2e9, 2e9, 12e9)
+    split = training_memory(1e9, tensor_parallel=4, pipeline_parallel=2, activations=5.0)
+    assert split.model_states == pytest.approx(16e9 / 8) and split.total == pytest.approx(2e9 + 5)
+    with pytest.raises(ValueError, match="zero_stage must be an int in \\[0, 3\\]"):
+        training_memory(1e9, zero_stage=4)
+
+
+def test_activation_bytes_follow_korthikanti_et_al() -> None:
+    """Section 4 of Korthikanti et al. (2022), by hand for s=2048, b=1, h=4096, a=32."""
+    from tutorial_code.costs import activation_bytes_per_layer
+
+    s, b, h, a = 2048, 1, 4096, 32
+    full = activation_bytes_per_layer(seq_len=s, micro_batch=b, hidden=h, n_heads=a)
+    assert full == s * b * h * (34 + 5 * a * s / h) == 2048 * 4096 * 114
+    tp = activation_bytes_per_layer(seq_len=s, micro_batch=b, hidden=h, n_heads=a, tensor_parallel=8)
+    assert tp == full / 8
+    sel = activation_bytes_per_layer(seq_len=s, micro_batch=b, hidden=h, n_heads=a, recompute="selective")
+    assert sel == 34 * s * b * h
+    with pytest.raises(ValueError, match="recompute must be"):
+        activation_bytes_per_layer(seq_len=s, micro_batch=b, hidden=h, n_heads=a, recompute="some")
+
+
+def test_pipeline_bubble_by_hand() -> None:
+    """GPipe's bubble (p - 1) / (m + p - 1): 4 stages, 4 micro-batches idle 3/7 of the time."""
+    from tutorial_code.costs import pipeline_bubble_fraction
+
+    assert pipeline_bubble_fraction(stages=4, micro_batches=4) == 3 / 7
+    assert pipeline_bubble_fraction(stages=1, micro_batches=8) == 0.0
+    assert pipeline_bubble_fraction(stages=8, micro_batches=64) == pytest.approx(7 / 71)
+    with pytest.raises(ValueError, match="micro_batches must be an int >= 1"):
+        pipeline_bubble_fraction(stages=2, micro_batches=0)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 from tutorial_code.checks import check_int
 
-__all__ = ["Zipf", "check_n_chars", "load_words"]
+__all__ = ["Zipf", "check_n_chars", "join_paragraphs", "load_words"]
 
 
 @functools.cache
@@ -51,3 +51,22 @@ class Zipf:
 
 def check_n_chars(n_chars: int) -> int:
     return check_int("n_chars", n_chars, low=1)
+
+
+def join_paragraphs(
+    paragraph: Callable[[random.Random], str], n_chars: int, *, seed: int, separator: str
+) -> str:
+    """Exactly ``n_chars`` characters of paragraphs drawn with ``random.Random(seed)``.
+
+    Paragraphs are generated until their joined length reaches ``n_chars``, then the text is
+    cut there (possibly mid-word); ``separator`` goes between paragraphs, none after the last.
+    """
+    check_n_chars(n_chars)
+    rng = random.Random(seed)
+    parts: list[str] = []
+    length = -len(separator)
+    while length < n_chars:
+        text = paragraph(rng)
+        parts.append(text)
+        length += len(text) + len(separator)
+    return separator.join(parts)[:n_chars]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import random
 
-from tutorial_code.corpora._common import Zipf, check_n_chars, load_words
+from tutorial_code.corpora._common import Zipf, join_paragraphs, load_words
 
 __all__ = ["chinese_text"]
 
@@ -116,13 +116,4 @@ def chinese_text(n_chars: int, *, seed: int = 0) -> str:
     numbers in Arabic digits, with full-width punctuation. Most characters are 3 bytes in
     UTF-8. The same ``(n_chars, seed)`` always gives the same text.
     """
-    check_n_chars(n_chars)
-    rng = random.Random(seed)
-    grammar = _chinese_grammar()
-    parts: list[str] = []
-    length = -1  # the join puts one "\n" between paragraphs, none after the last
-    while length < n_chars:
-        paragraph = grammar.paragraph(rng)
-        parts.append(paragraph)
-        length += len(paragraph) + 1
-    return "\n".join(parts)[:n_chars]
+    return join_paragraphs(_chinese_grammar().paragraph, n_chars, seed=seed, separator="\n")

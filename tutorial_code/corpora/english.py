@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import random
 
-from tutorial_code.corpora._common import Zipf, check_n_chars, load_words
+from tutorial_code.corpora._common import Zipf, join_paragraphs, load_words
 
 __all__ = ["english_text"]
 
@@ -500,13 +500,4 @@ def english_text(n_chars: int, *, seed: int = 0) -> str:
     although the sentences make little sense. The text is cut at exactly ``n_chars``
     (possibly mid-word). The same ``(n_chars, seed)`` always gives the same text.
     """
-    check_n_chars(n_chars)
-    rng = random.Random(seed)
-    grammar = _english_grammar()
-    parts: list[str] = []
-    length = -2  # the join puts one "\n\n" between paragraphs, none after the last
-    while length < n_chars:
-        paragraph = grammar.paragraph(rng)
-        parts.append(paragraph)
-        length += len(paragraph) + 2
-    return "\n\n".join(parts)[:n_chars]
+    return join_paragraphs(_english_grammar().paragraph, n_chars, seed=seed, separator="\n\n")
