@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python benchmarks/bpe.py
 	$(BIN)/python benchmarks/kv_cache.py --threads 1
 	$(BIN)/python experiments/sampling_speed.py
+	$(BIN)/python benchmarks/quant.py --threads 1 --repeats 15
 
 ## Rebuild the alignment chapters' base and SFT checkpoints from scratch (tens of minutes on a
 ## CPU), then their notebooks: make notebooks NB=06i-assistant.
@@ -79,6 +80,13 @@ checkpoints: install
 ## Re-run the experiments whose stored results the chapters print (experiments/results/*.json),
 ## then rebuild those chapters with make notebooks.
 experiments: install
+	$(BIN)/python experiments/isoflop.py
+	$(BIN)/python experiments/data_cleaning.py
+	$(BIN)/python experiments/moe.py
+	$(BIN)/python experiments/lora.py
+	$(BIN)/python experiments/quant_gpt.py
+	$(BIN)/python experiments/dpo.py
+	$(BIN)/python experiments/grpo.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:
