@@ -5,7 +5,8 @@ Run with PyTorch's launcher (this is the run the appendix prints)::
     torchrun --nproc_per_node=2 experiments/ddp.py
 
 Every rank trains the book's GPT on its half of each global batch, wrapped in
-``DistributedDataParallel`` (gloo on CPU, nccl on GPUs). Rank 0 then trains a fresh copy of
+``DistributedDataParallel`` (gloo on CPUs; on a GPU node, one process per GPU with NCCL, each
+on ``cuda:LOCAL_RANK``). Rank 0 then trains a fresh copy of
 the same model in a single process on the whole global batches and writes both loss curves,
 the largest parameter difference and the timings to ``experiments/results/ddp.json``.
 Only rank 0 prints and writes. With ``python experiments/ddp.py`` (no launcher) the same code
@@ -27,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tutorial_code.corpora import tiny_stories
 from tutorial_code.data import CharTokenizer
-from tutorial_code.distributed import init_distributed, is_main_process
+from tutorial_code.distributed import init_distributed, is_main_process, training_device
 from tutorial_code.model import GPTConfig, GPTModel
 from tutorial_code.notebook import cpu_model, machine_summary
 from tutorial_code.stability import warmup_cosine_scheduler
@@ -80,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = CharTokenizer.from_text(text)
     ids = torch.tensor(tokenizer.encode(text))
 
-    model = build(tokenizer.vocab_size)
+    device = training_device(info)
+    model = build(tokenizer.vocab_size).to(device)
     if info.is_distributed:
-        model = DistributedDataParallel(model)
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
     start = time.perf_counter()
     ddp_losses = run(model, ids, args)
     ddp_seconds = time.perf_counter() - start
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if info.is_distributed:
         dist.destroy_process_group()  # the reference below is a plain single-process run
     if main_process:
-        reference = build(tokenizer.vocab_size)
+        reference = build(tokenizer.vocab_size).to(device)
         start = time.perf_counter()
         ref_losses = run(reference, ids, args)
         ref_seconds = time.perf_counter() - start
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             ).strip(),
             "date": datetime.date.today().isoformat(),
             "machine": {"cpu": cpu_model(), "summary": machine_summary(), "threads_per_rank": 1},
+            "device": device.type,
             "world_size": info.world_size,
             "backend": backend,
             "steps": args.steps,

@@ -36,11 +36,13 @@ from tutorial_code.checks import check_int
 __all__ = [
     "DistributedInfo",
     "all_reduce_mean",
+    "collective_device",
     "distributed_info",
     "init_distributed",
     "is_main_process",
     "maybe_no_sync",
     "shard",
+    "training_device",
 ]
 
 
@@ -106,11 +108,42 @@ def shard(batch: tuple[torch.Tensor, ...], info: DistributedInfo) -> tuple[torch
     return tuple(t[start : start + per_rank] for t in batch)
 
 
+def training_device(info: DistributedInfo | None = None) -> torch.device:
+    """The device this process trains on: ``cuda:LOCAL_RANK`` when CUDA is available (one GPU
+    per process, as ``torchrun --nproc_per_node=<GPUs>`` starts them), the CPU otherwise.
+
+    Move the model there before wrapping it:
+    ``DistributedDataParallel(model.to(device), device_ids=[device.index])`` on a GPU,
+    ``DistributedDataParallel(model)`` on the CPU. :func:`tutorial_code.training.train_step`
+    moves every batch to the model's device.
+    """
+    info = distributed_info() if info is None else info
+    _check_world(info)
+    if torch.cuda.is_available():
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
+def collective_device(backend: str) -> torch.device:
+    """Where a tensor must live for ``backend``'s collectives: NCCL reduces CUDA tensors only
+    (the current device, set by :func:`init_distributed`); gloo reduces CPU tensors."""
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a str such as 'gloo' or 'nccl', got {backend!r}")
+    if backend.lower() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(value: torch.Tensor | float) -> float:
-    """The mean of ``value`` over all ranks (``value`` itself in a single process)."""
+    """The mean of ``value`` over all ranks (``value`` itself in a single process).
+
+    The number is copied to the backend's device (:func:`collective_device`), so the same
+    call works with gloo on CPUs and NCCL on GPUs.
+    """
     tensor = torch.as_tensor(value, dtype=torch.float64).detach().clone().cpu()
     info = distributed_info()
     if info.is_distributed:
+        tensor = tensor.to(collective_device(dist.get_backend()))
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= info.world_size
     return float(tensor)

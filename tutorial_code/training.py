@@ -166,8 +166,9 @@ def train_step(
     used ``lr(t)`` and the next one will use ``lr(t + 1)``.
 
     ``batch`` is passed to ``loss_fn(model, *batch)``; with the default :func:`lm_loss` it is
-    ``inputs, targets``, two ``(B, T)`` id tensors. ``max_norm=None`` measures the gradient
-    norm but does not clip.
+    ``inputs, targets``, two ``(B, T)`` id tensors; they are moved to the device of the
+    model's parameters first (a GPU under ``torchrun`` with NCCL). ``max_norm=None``
+    measures the gradient norm but does not clip.
 
     ``grad_accum_steps=k`` splits every tensor of ``batch`` into ``k`` equal micro-batches
     along dimension 0 and sums ``loss_fn(micro) / k`` over them: for a loss that is a mean over
@@ -186,6 +187,8 @@ def train_step(
             f"every tensor of batch must have the same number of rows, divisible by "
             f"grad_accum_steps={grad_accum_steps}; got {[t.shape[0] for t in batch]}"
         )
+    device = _model_device(model)
+    batch = tuple(t.to(device) for t in batch)  # no copy when already there
     model.train()
     lr = float(optimizer.param_groups[0]["lr"])  # the rate this update will use
     optimizer.zero_grad(set_to_none=True)
@@ -296,3 +299,10 @@ def train(
         if callback is not None:
             callback(step, stats)
     return log
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -23,13 +23,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tutorial_code.distributed import (
     DistributedInfo,
     all_reduce_mean,
+    collective_device,
     distributed_info,
     init_distributed,
     is_main_process,
     shard,
+    training_device,
 )
 from tutorial_code.model import GPTConfig, GPTModel
-from tutorial_code.training import param_groups, train
+from tutorial_code.training import param_groups, train, train_step
 
 CFG = GPTConfig(vocab_size=24, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0)
 STEPS = 4
@@ -42,7 +44,7 @@ def fresh_model() -> GPTModel:
     return GPTModel(CFG)
 
 
-def run(model: torch.nn.Module, *, grad_accum_steps: int = 1) -> list[float]:
+def run(model: torch.nn.Module, *, grad_accum_steps: int = 1, data_seed: int = 7) -> list[float]:
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=3e-3)
     log = train(
         model,
@@ -52,13 +54,15 @@ def run(model: torch.nn.Module, *, grad_accum_steps: int = 1) -> list[float]:
         batch_size=GLOBAL_BATCH,
         context_length=CFG.context_length,
         max_norm=1.0,
-        generator=torch.Generator().manual_seed(7),  # the same global batches on every rank
+        generator=torch.Generator().manual_seed(data_seed),  # the same batches on every rank
         grad_accum_steps=grad_accum_steps,
     )
     return log.losses
 
 
-def _worker(rank: int, world_size: int, port: int, out: str, grad_accum_steps: int) -> None:
+def _worker(
+    rank: int, world_size: int, port: int, out: str, grad_accum_steps: int, seed_per_rank: bool
+) -> None:
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -70,11 +74,19 @@ def _worker(rank: int, world_size: int, port: int, out: str, grad_accum_steps: i
     info = init_distributed()
     assert info == DistributedInfo(rank, world_size, rank) and distributed_info() == info
     model = DistributedDataParallel(fresh_model())
-    losses = run(model, grad_accum_steps=grad_accum_steps)
+    data_seed = 7 + rank if seed_per_rank else 7  # pitfall 1: a different seed per rank
+    losses = run(model, grad_accum_steps=grad_accum_steps, data_seed=data_seed)
     mean_rank = all_reduce_mean(float(rank))
+    main_share = all_reduce_mean(float(is_main_process()))  # pitfall 4: one main process
     if is_main_process():  # only rank 0 saves
         torch.save(
-            {"state": model.module.state_dict(), "losses": losses, "mean_rank": mean_rank}, out
+            {
+                "state": model.module.state_dict(),
+                "losses": losses,
+                "mean_rank": mean_rank,
+                "main_share": main_share,
+            },
+            out,
         )
     dist.destroy_process_group()
 
@@ -85,11 +97,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ddp(tmp_path: Path, grad_accum_steps: int = 1) -> dict:
-    out = tmp_path / f"rank0-accum{grad_accum_steps}.pt"
+def run_ddp(tmp_path: Path, grad_accum_steps: int = 1, seed_per_rank: bool = False) -> dict:
+    out = tmp_path / f"rank0-accum{grad_accum_steps}-{seed_per_rank}.pt"
     mp.start_processes(
         _worker,
-        args=(2, free_port(), str(out), grad_accum_steps),
+        args=(2, free_port(), str(out), grad_accum_steps, seed_per_rank),
         nprocs=2,
         join=True,
         start_method="fork",
@@ -115,6 +127,7 @@ def test_two_ddp_processes_equal_one_process_with_twice_the_batch(tmp_path, sing
     state, losses = single_process
     result = run_ddp(tmp_path)
     assert result["mean_rank"] == 0.5  # all_reduce_mean really averaged over both ranks
+    assert result["main_share"] == 0.5  # exactly one of the two ranks is the main process
     assert_same_parameters(result["state"], state)
     assert result["losses"] == pytest.approx(losses, rel=1e-5)  # logged loss: mean over ranks
 
@@ -124,6 +137,61 @@ def test_ddp_with_gradient_accumulation_uses_no_sync_and_still_matches(tmp_path,
     result = run_ddp(tmp_path, grad_accum_steps=2)
     assert_same_parameters(result["state"], state)
     assert result["losses"] == pytest.approx(losses, rel=1e-5)
+
+
+def test_a_different_data_seed_per_rank_breaks_the_equivalence(tmp_path, single_process) -> None:
+    """Appendix pitfall 1: DDP still runs, but on a batch no single process ever saw."""
+    state, _ = single_process
+    result = run_ddp(tmp_path, seed_per_rank=True)
+    largest = max((result["state"][k] - state[k]).abs().max().item() for k in state)
+    assert largest > 1e-3  # far beyond the float32 rounding of the equivalence test (< 1e-5)
+
+
+def test_a_larger_global_batch_is_a_different_optimisation(single_process) -> None:
+    """Appendix pitfall 5: keeping the per-process batch while adding processes doubles the
+    global batch; the run is then not the single-process run (losses and weights differ)."""
+    state, losses = single_process
+    model = fresh_model()
+    optimizer = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=3e-3)
+    doubled = train(
+        model,
+        optimizer,
+        IDS,
+        total_steps=STEPS,
+        batch_size=2 * GLOBAL_BATCH,
+        context_length=CFG.context_length,
+        max_norm=1.0,
+        generator=torch.Generator().manual_seed(7),
+    ).losses
+    assert doubled[1:] != pytest.approx(losses[1:], rel=1e-3)
+    largest = max((model.state_dict()[k] - state[k]).abs().max().item() for k in state)
+    assert largest > 1e-3
+
+
+def test_train_step_moves_the_batch_to_the_models_device() -> None:
+    """On a GPU the model lives on cuda:LOCAL_RANK and the batches arrive on the CPU; the
+    "meta" device stands in for the GPU here (any non-CPU device shows the move)."""
+    seen: list[torch.device] = []
+    model = torch.nn.Linear(2, 2, device="meta")
+
+    def loss_fn(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.device)
+        return torch.zeros((), requires_grad=True)
+
+    train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.ones(3, 2), loss_fn=loss_fn)
+    assert seen == [torch.device("meta")]
+
+
+def test_devices_for_training_and_collectives(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device(DistributedInfo(1, 2, 1)) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training_device(DistributedInfo(3, 4, 1)) == torch.device("cuda", 1)  # LOCAL_RANK
+    assert collective_device("gloo") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert collective_device("nccl") == torch.device("cuda", 1)  # NCCL reduces CUDA tensors
+    with pytest.raises(TypeError, match="backend must be a str"):
+        collective_device(None)
 
 
 def test_gradient_accumulation_equals_one_batch_of_twice_the_size(single_process) -> None:
