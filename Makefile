@@ -85,6 +85,7 @@ experiments: install
 	$(BIN)/python experiments/moe.py
 	$(BIN)/python experiments/lora.py
 	$(BIN)/python experiments/quant_gpt.py
+	$(BIN)/python experiments/ppo.py
 	$(BIN)/python experiments/dpo.py
 	$(BIN)/python experiments/grpo.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
