@@ -167,7 +167,8 @@ def test_pitfall_label_smoothing_has_a_sign() -> None:
     """Reference: conservative DPO is the cross-entropy against a label that is right with
     probability 1 - eps, so its minimum is at beta delta = log((1 - eps) / eps) (derived by
     setting the derivative to zero). The formula with the wrong sign,
-    (1 - eps) * loss + eps * log sigma(-beta delta), falls without bound instead."""
+    (1 - eps) * loss + eps * log sigma(-beta delta), falls without bound instead: it is robust
+    DPO's loss (Chowdhury et al., 2024) times 1 - 2 eps, a different loss."""
     eps, beta = 0.1, 1.0
     x = torch.linspace(-10, 10, 2001, dtype=torch.float64)
     zero = torch.zeros_like(x)
@@ -181,6 +182,9 @@ def test_pitfall_label_smoothing_has_a_sign() -> None:
     right_ref = dpo_loss(*REFERENCE_INPUTS, label_smoothing=0.1)[0].item()
     assert wrong_ref == pytest.approx(0.481766, abs=1e-6)
     assert right_ref == pytest.approx(0.635957, abs=1e-6)
+    # the wrong sign is robust DPO without its 1 / (1 - 2 eps): 0.8 * 0.602207 = 0.481766
+    robust_ref = dpo_loss(*REFERENCE_INPUTS, loss_type="robust", label_smoothing=0.1)[0]
+    assert wrong_ref == pytest.approx(0.8 * robust_ref.item(), abs=1e-6)
 
 
 def test_robust_loss_is_unbiased_under_flipped_labels() -> None:

@@ -67,6 +67,8 @@ def test_group_advantages_reference_values() -> None:
 
 
 def test_constant_and_singleton_groups_give_zero_not_nan() -> None:
+    """Reference: by hand, a constant group has no signal (A = 0 exactly) and a group of one
+    has no relative reward (0, not the nan of an unbiased std of one number)."""
     rewards = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0, 0.0])
     a = group_advantages(rewards, 3)
     assert a[:3].tolist() == [0.0, 0.0, 0.0] and bool(torch.isfinite(a).all())
@@ -105,6 +107,7 @@ def loop_advantages(rewards: list[float], group_size: int, scale: str, eps: floa
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
 @pytest.mark.parametrize("group_size", [2, 4, 8])
 def test_vectorised_advantages_equal_the_per_group_loop(scale: str, group_size: int) -> None:
+    """Reference: loop_advantages, one group at a time in float64 (constant group included)."""
     g = torch.Generator().manual_seed(group_size)
     rewards = torch.randint(0, 2, (6 * group_size,), generator=g).float()
     rewards[:group_size] = 1.0  # include a constant group
@@ -146,6 +149,8 @@ def reference_loss(
 def test_loss_equals_a_float64_loop_on_random_inputs(
     loss_type: str, off_policy: bool, seed: int
 ) -> None:
+    """Reference: reference_loss, the per-token formula and each aggregation written with
+    Python loops over completions and tokens, on- and off-policy (clipping active)."""
     g = torch.Generator().manual_seed(seed)
     n, t = 6, 7
     logp = -torch.rand(n, t, generator=g, dtype=torch.float64) * 3
@@ -241,13 +246,21 @@ def test_metrics_on_constructed_ratios() -> None:
 
 
 def test_pitfall_the_kl_has_a_direction() -> None:
-    """k3 estimates KL(pi || pi_ref) from tokens sampled from pi; swapping the arguments
-    estimates the other divergence, which differs."""
+    """Reference: the exact divergences summed over a five-token vocabulary in float64.
+    Averaged over tokens sampled from pi, k3(logp, ref) is KL(pi || pi_ref); with the two
+    log-probs swapped, the same average is neither that KL nor the reverse one."""
     from tutorial_code.rl import kl_estimate
 
-    logp = torch.tensor([-0.2, -2.5, -1.0])
-    ref = torch.tensor([-1.0, -0.4, -1.1])
-    assert not torch.allclose(kl_estimate(logp, ref, "k3"), kl_estimate(ref, logp, "k3"))
+    g = torch.Generator().manual_seed(3)
+    logp = torch.log_softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
+    ref = torch.log_softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
+    p = logp.exp()
+    forward = (p * (logp - ref)).sum().item()  # KL(pi || pi_ref)
+    reverse = (ref.exp() * (ref - logp)).sum().item()  # KL(pi_ref || pi)
+    right = (p * kl_estimate(logp, ref, "k3")).sum().item()
+    swapped = (p * kl_estimate(ref, logp, "k3")).sum().item()
+    assert right == pytest.approx(forward, rel=1e-12)
+    assert abs(swapped - forward) > 0.05 and abs(swapped - reverse) > 0.05
 
 
 def test_pitfall_old_and_reference_log_probs_are_different_things() -> None:
