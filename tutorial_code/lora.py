@@ -19,8 +19,9 @@ and the direction through LoRA:
     ``W' = m * (W + s B A) / ||W + s B A||``,  the norm taken per output feature (row),
 
 with the norm treated as a constant in the backward pass (section 4.3). The paper writes
-weights as ``d x k`` (``W in R^{d x k}``, ``y = x W``) and calls this a column norm; in
-PyTorch's ``(out, in)`` layout it is ``torch.linalg.norm(W, dim=1)``.
+``W in R^{d x k}`` with a magnitude ``m in R^{1 x k}`` per column and calls this a column norm:
+its columns are the output features (as for ``y = x W``). In PyTorch's ``(out, in)`` layout it
+is ``torch.linalg.norm(W, dim=1)``, one norm per output feature, as in ``peft``.
 
 The layer classes use peft's attribute names (``base_layer``, ``lora_A``, ``lora_B``,
 ``scaling``, ``lora_dropout``, ``merge``, ``unmerge``, ``merge_and_unload``), and their outputs
