@@ -14,7 +14,8 @@ is a second network, as in TRL's ``PPOTrainer``, not a second head on the policy
   :func:`reward_model_metrics` its accuracy and margin; :func:`train_reward_model` fits one
   on the testbed's preference pairs (:class:`RewardModelConfig`).
 * :func:`per_token_rewards`: ``-kl_coef * kl_t`` on every completion token, plus the score
-  on the last one (Ziegler et al., 2019, eq. 2, per token as Stiennon et al., 2020, eq. 1).
+  on the last one: the KL-penalised reward of Ziegler et al. (2019, eq. 2) and Stiennon et
+  al. (2020, eq. 1), paid token by token as TRL's ``PPOTrainer`` does.
 * :func:`compute_gae`: generalised advantage estimation (Schulman et al., 2016).
 * :func:`ppo_policy_loss` and :func:`ppo_value_loss`: the clipped surrogate (Schulman et al.,
   2017, eq. 7, as a loss to minimise) and the clipped value loss, as TRL writes them.
