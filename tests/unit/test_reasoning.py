@@ -8,15 +8,22 @@ in the docstrings, and Chen et al.'s pass@k (:func:`tutorial_code.rl.pass_at_k`)
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
 import random
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import torch
 
+from tutorial_code.checkpoints import load_checkpoint
+from tutorial_code.checkpoints.recipes import SFTRecipe, sft_examples
+from tutorial_code.grpo import train_grpo
 from tutorial_code.reasoning import best_of_n, best_of_n_accuracy, maj_at_k, majority_vote
 from tutorial_code.rl import pass_at_k
+from tutorial_code.task import sample_problems
 
 
 def brute_force_maj(answers, correct, k):
@@ -222,3 +229,73 @@ def test_best_of_n_accuracy_rejects_bad_input():
         best_of_n_accuracy(torch.full((2, 3), float("nan")), c, 1)
     with pytest.raises(ValueError, match="dimension"):
         best_of_n_accuracy(s[0], c[0], 1)
+
+
+# --------------------------------------------------------------------------------------
+# The stored experiment
+# --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "results" / "reasoning.json"
+
+
+def _experiment_module():
+    spec = importlib.util.spec_from_file_location(
+        "reasoning_experiment", ROOT / "experiments" / "reasoning.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_slice_of_the_stored_experiment_reproduces() -> None:
+    """Reference: experiments/results/reasoning.json, written by experiments/reasoning.py.
+
+    Re-run: the SFT checkpoint's samples for the first 100 test problems (same seed, so the
+    same draws; a different last bit on another CPU can rarely flip one sampled token), the
+    first two GRPO steps of the SFT + RL route's seed 0, and the first five fine-tuning steps
+    of the ``sft_original`` route's seed 0.
+    """
+    stored = json.loads(RESULTS.read_text())
+    experiment = _experiment_module()
+    assert stored["grpo_config"] == experiment.GRPO.to_dict()
+    test = sample_problems(stored["test_problems"], split="test")[: experiment.BATCH]
+    sft = load_checkpoint("sft")
+    samples = experiment.sample_policy(
+        sft, test, n=stored["samples"], seed=stored["sft"]["sampling_seed"]
+    )
+    counts = [sum(row) for row in samples["correct"]]
+    want = stored["sft"]["correct_counts"][: experiment.BATCH]
+    same = sum(a == b for a, b in zip(counts, want))
+    assert same >= 0.9 * len(want), (same, len(want))
+    assert sum(counts) == pytest.approx(sum(want), rel=0.02)
+
+    log = train_grpo(
+        experiment.GRPO, seed=0, steps=2, start=sft, eval_problems=sample_problems(4, split="val")
+    )
+    run = stored["routes"]["sft_rl"][0]["log"]
+    for i, row in enumerate(log.steps):
+        assert row["reward"] == pytest.approx(run["reward"][i], abs=0.02), i
+        assert row["loss"] == pytest.approx(run["loss"][i], abs=2e-4), i
+
+    record = stored["routes"]["sft_original"][0]
+    prompts, completions = sft_examples(SFTRecipe(seed=record["seed"]))
+    losses = experiment.finetune(
+        load_checkpoint("base"), prompts, completions, steps=5, seed=record["seed"]
+    )
+    assert losses == pytest.approx(record["losses"][:5], rel=1e-4)
+
+
+def test_stored_experiment_supports_the_chapter() -> None:
+    """Reference: the stored JSON itself. Three seeds per route; the curves' k = 1 points are
+    the sampled accuracy; pass@k (oracle best-of-k) is never below maj@k; pure RL from the
+    shipped base gets (almost) no reward signal."""
+    stored = json.loads(RESULTS.read_text())
+    for name, records in stored["routes"].items():
+        assert sorted(r["seed"] for r in records) == [0, 1, 2], name
+    for final in [stored["sft"]] + [r["final"] for r in stored["routes"]["sft_rl"]]:
+        curves = final["curves"]
+        assert curves["maj"][0] == pytest.approx(final["pass@1"], abs=1e-6)
+        assert all(p >= m - 1e-9 for p, m in zip(curves["pass"], curves["maj"]))
+    zero_signal = [min(r["log"]["frac_reward_zero_std"]) for r in stored["routes"]["rl_from_base"]]
+    assert min(zero_signal) > 0.8
