@@ -67,7 +67,6 @@ from tutorial_code.model import GPTModel
 from tutorial_code.notebook import cpu_model, machine_summary
 from tutorial_code.reasoning import best_of_n_accuracy, maj_at_k
 from tutorial_code.rl import (
-    completion_loss,
     evaluate_greedy,
     generate_completions,
     masked_mean,
@@ -80,10 +79,8 @@ from tutorial_code.task import (
     parse_answer,
     reward,
     sample_problems,
-    sft_batch,
     uses_trace,
 )
-from tutorial_code.training import param_groups, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "experiments" / "results" / "reasoning.json"
@@ -221,26 +218,10 @@ def grpo_training_flops(record: dict, cfg) -> float:
 def finetune(
     model: GPTModel, prompts: list[str], completions: list[str], *, steps: int, seed: int
 ) -> list[float]:
-    """The SFT recipe's fine-tuning (AdamW, constant LR, completion-only loss) on any pairs,
-    with the batch order seeded as :func:`~tutorial_code.checkpoints.recipes.finetune_sft`
-    seeds it (``seed + 2``). Returns the per-step losses."""
-    r = SFT_RECIPE
-    optimizer = torch.optim.AdamW(param_groups(model, weight_decay=r.weight_decay), lr=r.lr)
-    generator = torch.Generator().manual_seed(seed + 2)
-
-    def get_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.randint(0, len(prompts), (r.batch_size,), generator=generator).tolist()
-        return sft_batch([prompts[i] for i in rows], [completions[i] for i in rows])
-
-    log = train(
-        model,
-        optimizer,
-        total_steps=steps,
-        get_batch=get_batch,
-        loss_fn=completion_loss,
-        max_norm=r.max_grad_norm,
-    )
-    model.eval()
+    """The SFT recipe (``SFTRecipe(seed=seed)``: AdamW, constant LR, completion-only loss,
+    batch order seeded by ``seed``) on any prompt/completion pairs; the per-step losses."""
+    recipe = SFTRecipe(seed=seed)
+    log = finetune_sft(model, recipe, steps=steps, examples=(prompts, completions))
     return list(log.losses)
 
 

@@ -217,6 +217,18 @@ def test_best_of_n_with_a_constant_scorer_is_one_sample_accuracy():
         assert got == pytest.approx(0.4, abs=1e-12)
 
 
+def test_pitfall_summed_logprob_prefers_short_completions():
+    """Hand example: a 5-token answer at -0.5 per token (sum -2.5, mean -0.5) against a
+    30-token traced answer at -0.1 per token (sum -3.0, mean -0.1). The summed log-prob picks
+    the short one, the per-token mean the long one: a scorer's length bias decides the pick."""
+    short = torch.full((5,), -0.5, dtype=torch.float64)
+    long = torch.full((30,), -0.1, dtype=torch.float64)
+    summed = torch.stack([short.sum(), long.sum()])
+    mean = torch.stack([short.mean(), long.mean()])
+    assert best_of_n(summed).item() == 0
+    assert best_of_n(mean).item() == 1
+
+
 def test_best_of_n_accuracy_rejects_bad_input():
     s, c = torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool)
     with pytest.raises(ValueError, match="k"):
