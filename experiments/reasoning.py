@@ -19,7 +19,7 @@ accuracy; pass@1 and maj@k from ``--route-samples`` samples):
   after the first ``--weak-start-steps`` (100) steps of the shipped SFT run (the same recipe
   stopped early), which, like DeepSeek-V3-Base on maths, already solves a few problems before
   any RL. (A base pre-trained on task-like text, ``TASKLIKE_BASE``, is evaluated too: at this
-  model size and budget it solves none, which is why the weak start is fine-tuned instead);
+  model size and budget it solves almost none, which is why the weak start is fine-tuned instead);
 * ``sft_rl``: GRPO from the ``sft`` checkpoint (the policies of part a);
 * ``distill``: the ``base`` checkpoint fine-tuned, with the SFT recipe's settings for
   ``--sft-steps`` steps, on one correct completion of the ``sft_rl`` policy (same seed) for
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
         teachers[seed] = policy
         note(f"sft_rl seed {seed}: greedy {record['final']['greedy_accuracy']:.3f}")
 
-    # (b) pure RL from the shipped base and from the weak base.
+    # (b) pure RL from the shipped base and from the weak start.
     base = load_checkpoint("base")
     results["base"] = evaluate(base, test, n=args.route_samples, seed=1000, ks=route_ks)
     weak = load_checkpoint("base")
