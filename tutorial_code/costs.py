@@ -43,6 +43,7 @@ __all__ = [
     "count_active_parameters",
     "count_parameters",
     "forward_flops",
+    "generation_flops",
     "gpt_parameter_count",
     "kv_cache_bytes",
     "linear_bytes",
@@ -551,3 +552,29 @@ MOE_SHAPES: dict[str, MoEShape] = {
         top_k=2,
     ),
 }
+
+
+# --------------------------------------------------------------------------------------
+# Sampling compute
+# --------------------------------------------------------------------------------------
+
+
+def generation_flops(cfg: GPTShape, *, prompt_length: int, completion_length: int) -> int:
+    """Matrix-multiply FLOPs of sampling one completion with a KV cache.
+
+    The prompt's ``P`` tokens go through the model once (that pass also gives the logits of
+    the first completion token); each of the remaining ``L - 1`` completion tokens is then one
+    forward pass of a single new token over the ``P + i`` cached ones::
+
+        forward_flops(P) + sum_{i=0}^{L-2} forward_flops(1, num_cached=P + i)
+
+    Only the tokens of this completion count: a batched sampler that keeps running finished
+    rows until the longest one ends spends more. Compare :func:`training_flops_per_token`
+    (about three forward passes per trained token).
+    """
+    check_int("prompt_length", prompt_length, low=1)
+    check_int("completion_length", completion_length, low=1)
+    total = forward_flops(cfg, num_new=prompt_length)
+    for i in range(completion_length - 1):
+        total += forward_flops(cfg, num_new=1, num_cached=prompt_length + i)
+    return total

@@ -111,3 +111,15 @@ def test_sft_examples_are_fixed_and_mix_both_kinds_of_completion() -> None:
     assert len(prompts) == SFT_RECIPE.n_examples == len(set(prompts))
     traced = sum(not c.startswith("|") for c in completions) / len(completions)
     assert abs(traced - SFT_RECIPE.trace_fraction) < 0.03
+
+
+def test_finetune_sft_on_given_examples_equals_the_recipe_set_when_they_coincide() -> None:
+    """Reference: the recipe's own run. Passing the recipe's set as ``examples`` changes
+    nothing (same optimizer, same batch order); mismatched examples are rejected."""
+    from tutorial_code.checkpoints.recipes import SFT_RECIPE, finetune_sft, sft_examples
+
+    plain = finetune_sft(load_checkpoint("base"), steps=3).losses
+    given = finetune_sft(load_checkpoint("base"), steps=3, examples=sft_examples(SFT_RECIPE)).losses
+    assert given == plain
+    with pytest.raises(ValueError, match="examples"):
+        finetune_sft(load_checkpoint("base"), steps=1, examples=(["001+002="], []))

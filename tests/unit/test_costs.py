@@ -129,3 +129,30 @@ def test_pipeline_bubble_by_hand() -> None:
     assert pipeline_bubble_fraction(stages=8, micro_batches=64) == pytest.approx(7 / 71)
     with pytest.raises(ValueError, match="micro_batches must be an int >= 1"):
         pipeline_bubble_fraction(stages=2, micro_batches=0)
+
+
+@pytest.mark.parametrize(("prompt_length", "completion_length"), [(3, 1), (4, 6), (1, 11)])
+def test_generation_flops_equal_pytorchs_counter_on_cached_greedy_decoding(
+    prompt_length: int, completion_length: int
+) -> None:
+    """Reference: FlopCounterMode around tutorial_code.generation.generate with a concat cache
+    (one prompt pass, then one pass per further token)."""
+    from tutorial_code.costs import generation_flops
+    from tutorial_code.generation import generate
+
+    model = GPTModel(SMALL).eval()
+    prompt = torch.zeros(1, prompt_length, dtype=torch.long)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generate(model, prompt, completion_length, kv_cache="concat")
+    want = counter.get_total_flops()
+    got = generation_flops(SMALL, prompt_length=prompt_length, completion_length=completion_length)
+    assert got == want
+
+
+def test_generation_flops_rejects_empty_lengths() -> None:
+    from tutorial_code.costs import generation_flops
+
+    with pytest.raises(ValueError, match="completion_length"):
+        generation_flops(SMALL, prompt_length=3, completion_length=0)
+    with pytest.raises(TypeError, match="prompt_length"):
+        generation_flops(SMALL, prompt_length=3.0, completion_length=2)

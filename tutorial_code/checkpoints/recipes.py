@@ -160,15 +160,23 @@ def finetune_sft(
     *,
     steps: int | None = None,
     callback: Callable[[int, StepStats], None] | None = None,
+    examples: tuple[list[str], list[str]] | None = None,
 ) -> TrainingLog:
     """Fine-tune ``model`` in place on :func:`sft_examples` for ``steps`` steps.
 
     Each step draws ``batch_size`` examples of the fixed set at random (with a seeded
     generator) and minimises :func:`tutorial_code.rl.completion_loss`. ``steps`` may exceed
-    ``recipe.steps`` (to see what more fine-tuning on the same data does).
+    ``recipe.steps`` (to see what more fine-tuning on the same data does). ``examples``, a
+    ``(prompts, completions)`` pair, replaces the recipe's set with any other (e.g. a
+    teacher's samples, for distillation) under the same optimizer and batch order.
     """
     steps = recipe.steps if steps is None else check_int("steps", steps, low=1)
-    prompts, completions = sft_examples(recipe)
+    prompts, completions = sft_examples(recipe) if examples is None else examples
+    if len(prompts) != len(completions) or not prompts:
+        raise ValueError(
+            f"examples must be two non-empty lists of equal length, got {len(prompts)} prompts "
+            f"and {len(completions)} completions"
+        )
     optimizer = torch.optim.AdamW(
         param_groups(model, weight_decay=recipe.weight_decay), lr=recipe.lr
     )
