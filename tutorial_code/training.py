@@ -99,9 +99,10 @@ def param_groups(
 ) -> list[dict]:
     """AdamW parameter groups: decay the weight matrices, not biases, norms or embeddings.
 
-    Weight decay (Loshchilov & Hutter, 2019) shrinks weights towards zero. Codebases agree
-    that biases and LayerNorm gains should not be decayed (shrinking a gain towards 0 rescales
-    a whole layer's output; a bias has no scale to regularise) and disagree on embeddings:
+    Weight decay (Loshchilov & Hutter, 2019) shrinks weights towards zero. The three codebases
+    below agree that biases and LayerNorm gains should not be decayed (shrinking a gain towards
+    0 rescales a whole layer's output; a bias has no scale to regularise), while a plain
+    ``AdamW(model.parameters())`` decays them too; they disagree on embeddings:
     nanoGPT decays every tensor with two or more dimensions, embeddings included; Hugging
     Face's ``Trainer`` leaves out only biases and LayerNorm weights; minGPT also leaves out
     embeddings. The book follows minGPT: only the ``weight`` of ``nn.Linear`` layers is
