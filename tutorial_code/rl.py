@@ -721,6 +721,13 @@ class PolicyTrainer:
         self.policy.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return self.optimizer_step()
+
+    def optimizer_step(self) -> float:
+        """Clip the gradients already accumulated in ``.grad`` (by ``max_grad_norm``; with
+        ``None`` only measure them) and take one optimizer step; returns the gradient norm
+        before clipping. :meth:`update` is ``zero_grad``, ``backward``, then this; a trainer
+        that accumulates gradients over micro-batches calls it once after their backwards."""
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.max_grad_norm is None:
             norm = global_grad_norm(params).item()

@@ -12,7 +12,24 @@ import math
 import pytest
 import torch
 
-from tutorial_code.grpo import group_advantages, grpo_loss, grpo_metrics
+from tutorial_code.checkpoints import load_checkpoint
+from tutorial_code.grpo import (
+    GRPOConfig,
+    concat_rollouts,
+    group_advantages,
+    grpo_loss,
+    grpo_metrics,
+    grpo_update,
+    online_rollout,
+    policy_logprobs,
+    select_groups,
+    token_entropy,
+    train_grpo,
+    truncated_completions,
+    zero_std_groups,
+)
+from tutorial_code.rl import PolicyTrainer, completion_logprobs
+from tutorial_code.task import EOS_ID, sample_problems
 
 # The hand-sized example: B = 2, three and one completion tokens.
 MASK = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
@@ -54,13 +71,16 @@ def test_constant_and_singleton_groups_give_zero_not_nan() -> None:
 
 
 def test_pitfall_the_unbiased_std_of_one_reward_is_nan() -> None:
-    """A per-group loop with torch.std on a group of one gives nan, which then poisons the
-    whole loss; group_advantages returns 0 for it."""
+    """Reference: torch.std itself. A per-group loop with torch.std on a group of one gives
+    nan, and nan times anything poisons the whole loss (plain arithmetic below);
+    group_advantages returns 0 for it and grpo_loss refuses non-finite advantages."""
     with pytest.warns(UserWarning, match="degrees of freedom"):
-        assert math.isnan(torch.tensor([0.7]).std().item())
-    loss = grpo_loss(LOGP, LOGP, REF, torch.tensor([float("nan"), 1.0]), MASK, **KW)
-    assert math.isnan(loss.item())
-    assert torch.isfinite(group_advantages(torch.tensor([0.7, 0.3]), 1)).all()
+        loop = (torch.tensor([0.7]) - 0.7) / (torch.tensor([0.7]).std() + 1e-4)
+    assert math.isnan(loop.item())
+    assert math.isnan((-(loop * LOGP[1, 0]) + 1.0).item())
+    assert group_advantages(torch.tensor([0.7, 0.3]), 1).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="advantages must be finite"):
+        grpo_loss(LOGP, LOGP, REF, torch.tensor([float("nan"), 1.0]), MASK, **KW)
 
 
 def loop_advantages(rewards: list[float], group_size: int, scale: str, eps: float) -> list[float]:
@@ -90,7 +110,9 @@ def test_vectorised_advantages_equal_the_per_group_loop(scale: str, group_size: 
     assert got.tolist() == pytest.approx(expected, abs=1e-6)
 
 
-def reference_loss(logp, old, ref, adv, mask, *, beta, eps_low, eps_high, loss_type, max_len, items):
+def reference_loss(
+    logp, old, ref, adv, mask, *, beta, eps_low, eps_high, loss_type, max_len, items
+):
     """GRPO written out with loops, in float64."""
     rows = []
     all_tokens = []
@@ -118,7 +140,9 @@ def reference_loss(logp, old, ref, adv, mask, *, beta, eps_low, eps_high, loss_t
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 @pytest.mark.parametrize("off_policy", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_loss_equals_a_float64_loop_on_random_inputs(loss_type: str, off_policy: bool, seed: int) -> None:
+def test_loss_equals_a_float64_loop_on_random_inputs(
+    loss_type: str, off_policy: bool, seed: int
+) -> None:
     g = torch.Generator().manual_seed(seed)
     n, t = 6, 7
     logp = -torch.rand(n, t, generator=g, dtype=torch.float64) * 3
@@ -128,11 +152,32 @@ def test_loss_equals_a_float64_loop_on_random_inputs(loss_type: str, off_policy:
     lengths = torch.randint(1, t + 1, (n,), generator=g)
     mask = (torch.arange(t)[None, :] < lengths[:, None]).long()
     items = 50 if loss_type == "dapo" else None
-    got = grpo_loss(logp, old, ref, adv, mask, beta=0.05, epsilon=0.2, epsilon_high=0.28,
-                    loss_type=loss_type, max_completion_length=t, num_items_in_batch=items)
-    expected = reference_loss(logp, old, ref, adv.tolist(), mask, beta=0.05,
-                              eps_low=0.2, eps_high=0.28, loss_type=loss_type, max_len=t,
-                              items=items)
+    got = grpo_loss(
+        logp,
+        old,
+        ref,
+        adv,
+        mask,
+        beta=0.05,
+        epsilon=0.2,
+        epsilon_high=0.28,
+        loss_type=loss_type,
+        max_completion_length=t,
+        num_items_in_batch=items,
+    )
+    expected = reference_loss(
+        logp,
+        old,
+        ref,
+        adv.tolist(),
+        mask,
+        beta=0.05,
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_type=loss_type,
+        max_len=t,
+        items=items,
+    )
     assert got.item() == pytest.approx(float(expected), rel=1e-12, abs=1e-12)
 
 
@@ -160,7 +205,9 @@ def test_token_level_aggregation_does_not_start_at_zero() -> None:
     for loss_type, expected in (("grpo", 0.0), ("bnpo", -a / 4), ("dapo", -a / 4)):
         got = grpo_loss(logp, logp, logp, adv, mask, beta=0.04, loss_type=loss_type)
         assert got.item() == pytest.approx(expected, abs=1e-7), loss_type
-    dr = grpo_loss(logp, logp, logp, adv, mask, beta=0.04, loss_type="dr_grpo", max_completion_length=3)
+    dr = grpo_loss(
+        logp, logp, logp, adv, mask, beta=0.04, loss_type="dr_grpo", max_completion_length=3
+    )
     assert dr.item() == pytest.approx(-(3 * a - a - 2 * a + 2 * a) / 12, abs=1e-7)
 
 
@@ -236,3 +283,295 @@ def test_bad_shapes_and_missing_reference() -> None:
         group_advantages(torch.zeros(4), 2, scale="std")
     with pytest.raises(ValueError, match="rewards must have a floating-point dtype"):
         group_advantages(torch.zeros(4, dtype=torch.long), 2)
+
+
+# --------------------------------------------------------------------------------------
+# Edge cases of the formulas
+# --------------------------------------------------------------------------------------
+
+
+def test_constant_groups_are_exactly_zero_for_any_eps_and_any_float() -> None:
+    """Reference: the definition (a constant group has no relative reward). With eps=0 the
+    formula alone gives 0/0 = nan; with 0.1 (not a binary fraction) the float32 mean need not
+    equal the rewards, which would leave a tiny non-zero "signal"."""
+    rewards = torch.tensor([0.1, 0.1, 0.1, 0.3, 0.7, 0.7])
+    for scale in ("group", "batch", "none"):
+        a = group_advantages(rewards, 3, scale=scale, eps=0.0)
+        assert a[:3].tolist() == [0.0, 0.0, 0.0] and bool(torch.isfinite(a).all()), scale
+    assert zero_std_groups(rewards, 3).tolist() == [True, False]
+    assert zero_std_groups(rewards, 1).tolist() == [True] * 6
+    everything_equal = group_advantages(torch.ones(4), 2, scale="batch", eps=0.0)
+    assert everything_equal.tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="rewards must be finite"):
+        group_advantages(torch.tensor([1.0, float("nan")]), 2)
+
+
+def test_padding_with_infinite_logprobs_cannot_reach_the_loss_or_its_gradient() -> None:
+    """Reference: the same loss on the unpadded rows. Log-probs at padded positions can be
+    anything (a model's log-prob of a pad token may be -inf in low precision); masking by
+    multiplication would turn exp(inf) * 0 into nan."""
+    logp = LOGP.clone().requires_grad_(True)
+    padded_ref = REF.masked_fill(MASK == 0, -float("inf"))
+    padded_old = LOGP.masked_fill(MASK == 0, -float("inf"))
+    for loss_type in ("grpo", "bnpo", "dapo"):
+        clean = grpo_loss(LOGP, LOGP, REF, ADV, MASK, **KW, loss_type=loss_type)
+        got = grpo_loss(logp, padded_old, padded_ref, ADV, MASK, **KW, loss_type=loss_type)
+        assert got.item() == pytest.approx(clean.item(), abs=1e-7), loss_type
+        (grad,) = torch.autograd.grad(got, logp)
+        assert bool(torch.isfinite(grad).all()) and bool((grad[MASK == 0] == 0).all())
+    m = grpo_metrics(logp, padded_old, padded_ref, ADV, MASK, epsilon=0.2)
+    assert math.isfinite(m["kl"])
+
+
+def test_a_row_without_tokens_adds_zero_but_counts_under_grpo() -> None:
+    """Reference: TRL's per-sequence mean with the length clamped to 1. Overlong filtering
+    empties rows; the mean over completions still divides by every row."""
+    mask = MASK.clone()
+    mask[1] = 0
+    got = grpo_loss(LOGP, LOGP, REF, ADV, mask, **KW, loss_type="grpo")
+    row0 = grpo_loss(LOGP[:1], LOGP[:1], REF[:1], ADV[:1], MASK[:1], **KW, loss_type="grpo")
+    assert got.item() == pytest.approx(row0.item() / 2, abs=1e-7)
+    assert grpo_loss(LOGP, LOGP, REF, ADV, torch.zeros_like(MASK), **KW).item() == 0.0
+
+
+def test_loss_argument_consistency_errors() -> None:
+    """Reference: the definitions. dr_grpo's constant must cover the longest row; dapo's
+    num_items_in_batch counts a batch that contains this one, so it cannot be smaller."""
+    with pytest.raises(
+        ValueError, match="max_completion_length=2 is shorter than the longest completion"
+    ):
+        grpo_loss(LOGP, LOGP, REF, ADV, MASK, loss_type="dr_grpo", max_completion_length=2)
+    with pytest.raises(ValueError, match="num_items_in_batch=3 is smaller than this batch's own 4"):
+        grpo_loss(LOGP, LOGP, REF, ADV, MASK, loss_type="dapo", num_items_in_batch=3)
+    with pytest.raises(ValueError, match="completion_mask must hold only 0 and 1"):
+        grpo_loss(LOGP, LOGP, REF, ADV, MASK * 2)
+
+
+def test_token_entropy_matches_torch_distributions() -> None:
+    """Reference: torch.distributions.Categorical(logits=...).entropy()."""
+    logits = torch.randn(3, 4, 16, generator=torch.Generator().manual_seed(0))
+    expected = torch.distributions.Categorical(logits=logits).entropy()
+    torch.testing.assert_close(token_entropy(logits), expected)
+    uniform = token_entropy(torch.zeros(1, 16))
+    assert uniform.item() == pytest.approx(math.log(16), abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------
+
+SMALL = GRPOConfig(num_generations=4, prompts_per_step=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Models this small run several times slower on two threads of a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def sft_batch_trainer() -> tuple[PolicyTrainer, object]:
+    trainer = PolicyTrainer(load_checkpoint("sft"), seed=3, eval_problems=[])
+    return trainer, online_rollout(trainer, SMALL)
+
+
+def test_policy_logprobs_equal_completion_logprobs(sft_batch_trainer) -> None:
+    """Reference: tutorial_code.rl.completion_logprobs (the package's one alignment of logits
+    and tokens) and the rollout's own old log-probs (the same policy, no update yet)."""
+    trainer, batch = sft_batch_trainer
+    logp, entropy = policy_logprobs(trainer.policy, batch)
+    expected = completion_logprobs(
+        trainer.policy,
+        batch.input_ids,
+        attention_mask=batch.attention_mask,
+        logits_to_keep=batch.logits_to_keep,
+    )
+    mask = batch.completion_mask.bool()
+    torch.testing.assert_close(logp[mask], expected[mask])
+    torch.testing.assert_close(logp[mask], batch.old_logprobs[mask], atol=1e-5, rtol=0)
+    assert logp.requires_grad and not entropy.requires_grad
+    assert bool((entropy >= 0).all())
+
+
+def test_select_and_concat_rollouts_round_trip(sft_batch_trainer) -> None:
+    """Reference: the original batch. Splitting it into groups and joining them back
+    (with right padding to a wider batch) keeps every row's tokens and log-probs."""
+    trainer, batch = sft_batch_trainer
+    keep = torch.tensor([True, False, True, False])
+    picked = select_groups(batch, keep)
+    assert picked.problems == batch.problems[:4] + batch.problems[8:12]
+    rest = select_groups(batch, ~keep)
+    joined = concat_rollouts([select_groups(batch, torch.tensor([1, 0, 0, 0]).bool()), rest])
+    assert (
+        joined.rewards.tolist() == batch.rewards[[0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15]].tolist()
+    )
+    narrow = select_groups(batch, torch.tensor([True, True, True, True]))
+    wide = concat_rollouts([narrow, narrow])
+    assert wide.input_ids.shape[0] == 32
+    torch.testing.assert_close(wide.old_logprobs[16:], batch.old_logprobs)
+    logp, _ = policy_logprobs(trainer.policy, wide, slice(0, 16))
+    mask = batch.completion_mask.bool()
+    torch.testing.assert_close(
+        logp[:, : mask.shape[1]][mask], batch.old_logprobs[mask], atol=1e-5, rtol=0
+    )
+    with pytest.raises(ValueError, match="keep must have shape"):
+        select_groups(batch, torch.tensor([True]))
+    with pytest.raises(ValueError, match="batches is empty"):
+        concat_rollouts([])
+
+
+def test_truncated_completions_are_those_without_eos(sft_batch_trainer) -> None:
+    """Reference: the completion texts (a finished one ends with EOS, which decoding drops)
+    and a rollout cut at 3 tokens, where only answers of at most 2 characters can finish."""
+    trainer, batch = sft_batch_trainer
+    ids = batch.input_ids[:, -batch.logits_to_keep :]
+    has_eos = [EOS_ID in row[: int(n)].tolist() for row, n in zip(ids, batch.lengths)]
+    assert truncated_completions(batch).tolist() == [not e for e in has_eos]
+    short = trainer.rollout(batch.problems[:4], num_generations=1, max_new_tokens=3)
+    expected = [len(c) > 2 or not c for c in short.completions]
+    assert truncated_completions(short).tolist() == expected
+
+
+def _gradient_after_update(config: GRPOConfig, batch, advantages) -> torch.Tensor:
+    """One update with SGD(lr=1) from the SFT weights: the parameter change is -gradient."""
+    policy = load_checkpoint("sft")
+    before = torch.cat([p.detach().flatten().clone() for p in policy.parameters()])
+    optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
+    trainer = PolicyTrainer(policy, optimizer=optimizer, max_grad_norm=None, eval_problems=[])
+    grpo_update(trainer, batch, advantages, config)
+    return before - torch.cat([p.detach().flatten() for p in policy.parameters()])
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "bnpo"])
+def test_micro_batches_accumulate_the_whole_batch_gradient(sft_batch_trainer, loss_type) -> None:
+    """Reference: the same update without micro-batches. "grpo" (equal micro-batches
+    divided by their number) and "dapo" (every micro-batch divided by the whole batch's
+    token count) reproduce it; "bnpo" normalises each micro-batch by its own tokens, so it
+    does not (TRL documents the same)."""
+    _, batch = sft_batch_trainer
+    advantages = torch.randn(16, generator=torch.Generator().manual_seed(0))
+    whole = GRPOConfig(num_generations=4, prompts_per_step=4, loss_type=loss_type)
+    split = GRPOConfig(
+        num_generations=4, prompts_per_step=4, loss_type=loss_type, gradient_accumulation_steps=4
+    )
+    g_whole = _gradient_after_update(whole, batch, advantages)
+    g_split = _gradient_after_update(split, batch, advantages)
+    assert g_whole.norm() > 1e-3
+    if loss_type == "bnpo":
+        assert (g_whole - g_split).norm() > 1e-3 * g_whole.norm()
+    else:
+        torch.testing.assert_close(g_split, g_whole, atol=1e-6, rtol=1e-4)
+
+
+def test_train_grpo_logs_every_step_and_evaluates(sft_batch_trainer) -> None:
+    """Reference: the log's own contract. At step 1 the policy is the reference (KL 0) and
+    with centred advantages and one on-policy update the "grpo" loss is exactly 0, while the
+    gradient is not; the run is reproducible from its seed."""
+    problems = sample_problems(8, split="val")
+    log = train_grpo(SMALL, seed=2, steps=3, eval_every=2, eval_problems=problems)
+    assert [r["step"] for r in log.steps] == [1, 2, 3]
+    assert [r["step"] for r in log.evals] == [0, 2, 3]
+    first = log.steps[0]
+    assert first["kl"] == 0.0 and first["kl_k3"] == 0.0
+    assert abs(first["loss"]) < 1e-7 and abs(first["policy_loss"]) < 1e-7
+    assert first["frac_reward_zero_std"] < 1.0 and first["grad_norm"] > 0.01
+    for key in (
+        "time", "samples", "reward", "accuracy", "length", "entropy", "frac_reward_zero_std",
+        "truncated_fraction", "clip_ratio/region_mean", "advantage_mean", "loss_tokens",
+    ):  # fmt: skip
+        assert all(key in r for r in log.steps), key
+    assert all(r["samples"] == 16 for r in log.steps)
+    again = train_grpo(SMALL, seed=2, steps=3, eval_every=2, eval_problems=problems)
+    assert [r["loss"] for r in again.steps] == [r["loss"] for r in log.steps]
+
+
+def test_hooks_replace_one_stage_each() -> None:
+    """Reference: what each hook returns. A constant reward makes every group zero-signal
+    (policy loss 0, only the KL term moves the policy); an empty loss mask leaves no token;
+    a rollout_fn's stats land in the log."""
+    problems = sample_problems(4, split="val")
+    seen = []
+
+    def rollout_fn(trainer, config):
+        batch = online_rollout(trainer, config)
+        seen.append(batch.rewards.shape[0])
+        return batch, {"samples": 99.0, "generation_rounds": 2.0}
+
+    log = train_grpo(
+        SMALL,
+        seed=0,
+        steps=2,
+        eval_problems=problems,
+        rollout_fn=rollout_fn,
+        reward_fn=lambda batch: torch.ones(batch.rewards.shape[0]),
+    )
+    assert seen == [16, 16]
+    assert all(r["frac_reward_zero_std"] == 1.0 and r["policy_loss"] == 0.0 for r in log.steps)
+    assert all(r["reward"] == 1.0 and r["samples"] == 99.0 for r in log.steps)
+    assert log.steps[1]["generation_rounds"] == 2.0
+    empty = train_grpo(
+        SMALL,
+        seed=0,
+        steps=1,
+        eval_problems=problems,
+        loss_mask_fn=lambda batch: torch.zeros_like(batch.completion_mask),
+    )
+    assert empty.steps[0]["loss_tokens"] == 0.0 and empty.steps[0]["grad_norm"] == 0.0
+    with pytest.raises(ValueError, match="reward_fn's rewards must have shape"):
+        train_grpo(
+            SMALL, seed=0, steps=1, eval_problems=problems, reward_fn=lambda b: torch.ones(3)
+        )
+
+
+def test_time_budget_stops_early_and_start_can_be_a_model() -> None:
+    """Reference: the wall clock. A budget smaller than one step stops after that step; a
+    model passed as start is trained in place."""
+    policy = load_checkpoint("sft")
+    before = policy.out_head.weight.detach().clone()
+    log = train_grpo(
+        SMALL,
+        seed=2,
+        steps=50,
+        time_budget_s=1e-3,
+        start=policy,
+        eval_problems=sample_problems(4, split="val"),
+    )
+    assert len(log.steps) == 1 and log.evals[-1]["step"] == 1
+    assert log.steps[0]["frac_reward_zero_std"] < 1.0  # some signal, so the weights move
+    assert not torch.equal(before, policy.out_head.weight)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"num_generations": 1}, ValueError, "num_generations must be an int >= 2"),
+        ({"loss_type": "sum"}, ValueError, "loss_type must be one of"),
+        ({"scale_rewards": "std"}, ValueError, "scale_rewards must be one of"),
+        ({"beta": -1.0}, ValueError, "beta must be >= 0.0"),
+        ({"lr": 0}, ValueError, "lr must be > 0.0"),
+        ({"num_iterations": 0}, ValueError, "num_iterations must be an int >= 1"),
+        (
+            {"gradient_accumulation_steps": 200},
+            ValueError,
+            "gradient_accumulation_steps must be an int in \\[1, 128\\]",
+        ),
+        ({"epsilon_high": "0.28"}, TypeError, "epsilon_high must be None or a number"),
+    ],
+)
+def test_bad_config(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        GRPOConfig(**kwargs)
+
+
+def test_config_is_frozen_and_serialisable() -> None:
+    config = GRPOConfig(beta=0.0)
+    with pytest.raises(AttributeError):
+        config.beta = 0.1  # type: ignore[misc]
+    assert config.to_dict()["beta"] == 0.0 and GRPOConfig(**config.to_dict()) == config
+    with pytest.raises(TypeError, match="config must be a"):
+        train_grpo(config.to_dict(), seed=0, steps=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="start must be one of"):
+        train_grpo(config, seed=0, steps=1, start="instruct")
