@@ -209,6 +209,40 @@ def _check_loss_inputs(
     return low, high, completion_mask.bool()
 
 
+def _check_aggregation(
+    mask: torch.Tensor,
+    ref_logprobs: torch.Tensor | None,
+    beta: float,
+    loss_type: str,
+    max_completion_length: int | None,
+    num_items_in_batch: int | None,
+) -> float:
+    """Validate the arguments of :func:`grpo_loss` that depend on each other; return beta."""
+    beta = check_float("beta", beta, low=0.0)
+    check_choice("loss_type", loss_type, LOSS_TYPES)
+    if beta > 0 and ref_logprobs is None:
+        raise ValueError("ref_logprobs is required when beta > 0 (pass beta=0.0 to drop the KL)")
+    lengths = mask.sum(dim=1)
+    if loss_type == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("loss_type='dr_grpo' needs max_completion_length")
+        check_int("max_completion_length", max_completion_length, low=1)
+        if max_completion_length < int(lengths.max()):
+            raise ValueError(
+                f"max_completion_length={max_completion_length} is shorter than the longest "
+                f"completion in completion_mask ({int(lengths.max())} tokens)"
+            )
+    if loss_type == "dapo" and num_items_in_batch is not None:
+        check_int("num_items_in_batch", num_items_in_batch, low=1)
+        if num_items_in_batch < int(lengths.sum()):
+            raise ValueError(
+                f"num_items_in_batch={num_items_in_batch} is smaller than this batch's own "
+                f"{int(lengths.sum())} completion tokens; it counts the tokens of the whole "
+                "generation batch"
+            )
+    return beta
+
+
 def _on_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``x`` where the mask is set, 0 elsewhere: padding then gives ``rho = 1`` and
     ``k3 = 0`` instead of whatever (possibly infinite) value its log-probs would give, and
@@ -274,47 +308,28 @@ def grpo_loss(
     low, high, mask = _check_loss_inputs(
         logprobs, old_logprobs, ref_logprobs, advantages, completion_mask, epsilon, epsilon_high
     )
-    beta = check_float("beta", beta, low=0.0)
-    check_choice("loss_type", loss_type, LOSS_TYPES)
-    if beta > 0 and ref_logprobs is None:
-        raise ValueError("ref_logprobs is required when beta > 0 (pass beta=0.0 to drop the KL)")
-    lengths = mask.sum(dim=1)
-    if loss_type == "dr_grpo":
-        if max_completion_length is None:
-            raise ValueError("loss_type='dr_grpo' needs max_completion_length")
-        check_int("max_completion_length", max_completion_length, low=1)
-        if max_completion_length < int(lengths.max()):
-            raise ValueError(
-                f"max_completion_length={max_completion_length} is shorter than the longest "
-                f"completion in completion_mask ({int(lengths.max())} tokens)"
-            )
-    if loss_type == "dapo" and num_items_in_batch is not None:
-        check_int("num_items_in_batch", num_items_in_batch, low=1)
-        if num_items_in_batch < int(lengths.sum()):
-            raise ValueError(
-                f"num_items_in_batch={num_items_in_batch} is smaller than this batch's own "
-                f"{int(lengths.sum())} completion tokens; it counts the tokens of the whole "
-                "generation batch"
-            )
-
+    beta = _check_aggregation(
+        mask, ref_logprobs, beta, loss_type, max_completion_length, num_items_in_batch
+    )
+    lengths = mask.sum(dim=1)  # |o_i|
     logp = _on_mask(logprobs, mask)
     ratio = torch.exp(logp - _on_mask(old_logprobs.detach(), mask))  # rho_t
     a = advantages.detach().to(logprobs.dtype)[:, None]  # (N, 1): one advantage per completion
     unclipped = ratio * a
     clipped = torch.clamp(ratio, 1.0 - low, 1.0 + high) * a
     per_token = -torch.minimum(unclipped, clipped)  # -min(rho A, clip(rho) A)
-    if beta > 0:
+    if beta > 0:  # + beta * (exp(ref - logp) - (ref - logp) - 1)
         k3 = kl_estimate(logp, _on_mask(ref_logprobs.detach(), mask), "k3")
         per_token = per_token + beta * k3
     per_token = _on_mask(per_token, mask)
 
-    if loss_type == "grpo":
+    if loss_type == "grpo":  # 1/N sum_i 1/|o_i| sum_t l_t
         per_sequence = per_token.sum(dim=1) / lengths.clamp(min=1).to(per_token.dtype)
         return per_sequence.mean()
-    total = per_token.sum()
-    if loss_type == "dr_grpo":
+    total = per_token.sum()  # sum_i sum_t l_t
+    if loss_type == "dr_grpo":  # / (N * L_max)
         return total / (logprobs.shape[0] * max_completion_length)
-    if loss_type == "dapo" and num_items_in_batch is not None:
+    if loss_type == "dapo" and num_items_in_batch is not None:  # / tokens of the whole batch
         return total / num_items_in_batch
     return total / lengths.sum().clamp(min=1).to(per_token.dtype)  # bnpo; dapo unsplit
 
@@ -581,7 +596,7 @@ def grpo_update(
     mask = batch.completion_mask if loss_mask is None else loss_mask
     check_tensor("loss_mask", mask, dim=2, shape=tuple(batch.completion_mask.shape))
     mask = mask.to(batch.completion_mask.dtype)
-    chunks = torch.arange(b).tensor_split(config.gradient_accumulation_steps)
+    chunks = [c for c in torch.arange(b).tensor_split(config.gradient_accumulation_steps) if len(c)]
     items = max(1, int(mask.sum()))  # completion tokens of the whole batch
     divide = 1 if config.loss_type == "dapo" else len(chunks)
     ref = batch.ref_logprobs if config.beta > 0 else None
@@ -624,6 +639,17 @@ def grpo_update(
             first["entropy"] = float((entropy * mask).sum() / mask.sum().clamp(min=1))
             first["loss_tokens"] = float(mask.sum())
     return totals | first
+
+
+def _lengths_by_outcome(batch: Rollout) -> dict[str, float]:
+    """Mean completion length of the right and of the wrong completions (nan if none)."""
+    right = batch.rewards == 1.0
+    lengths = batch.lengths.double()
+    nan = float("nan")
+    return {
+        "length_right": lengths[right].mean().item() if bool(right.any()) else nan,
+        "length_wrong": lengths[~right].mean().item() if bool((~right).any()) else nan,
+    }
 
 
 def train_grpo(
@@ -686,7 +712,8 @@ def train_grpo(
         ``step``, ``time`` (cumulative training seconds), ``samples`` (completions generated
         this step), the batch's ``reward`` (mean of ``reward_fn``), ``accuracy``,
         ``trace_fraction``, ``length`` and ``kl`` (exact per-token ``KL(pi || pi_ref)`` of the
-        policy that sampled it), ``frac_reward_zero_std``, ``truncated_fraction``, and the
+        policy that sampled it), ``frac_reward_zero_std``, ``truncated_fraction``,
+        ``length_right`` and ``length_wrong`` (by the checker; ``nan`` if none), and the
         update's ``loss``, ``policy_loss``, ``grad_norm``, ``kl_k3``, ``entropy``,
         ``clip_ratio/low_mean``, ``clip_ratio/high_mean``, ``clip_ratio/region_mean``,
         ``advantage_mean``, ``loss_tokens``; plus whatever ``rollout_fn`` returned.
@@ -734,6 +761,7 @@ def train_grpo(
                 "frac_reward_zero_std": zero_std_groups(rewards, g).double().mean().item(),
                 "truncated_fraction": truncated_completions(batch).double().mean().item(),
             }
+            | _lengths_by_outcome(batch)
             | update
             | {key: float(value) for key, value in extra.items()}
         )

@@ -7,7 +7,10 @@ completions and tokens, and hand-built ratios for the clip fractions.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -481,9 +484,13 @@ def test_train_grpo_logs_every_step_and_evaluates(sft_batch_trainer) -> None:
     for key in (
         "time", "samples", "reward", "accuracy", "length", "entropy", "frac_reward_zero_std",
         "truncated_fraction", "clip_ratio/region_mean", "advantage_mean", "loss_tokens",
+        "length_right", "length_wrong",
     ):  # fmt: skip
         assert all(key in r for r in log.steps), key
     assert all(r["samples"] == 16 for r in log.steps)
+    for r in log.steps:  # the two lengths split the mean length by the checker's verdict
+        parts = [(r["accuracy"], r["length_right"]), (1 - r["accuracy"], r["length_wrong"])]
+        assert sum(w * n for w, n in parts if w > 0) == pytest.approx(r["length"])
     again = train_grpo(SMALL, seed=2, steps=3, eval_every=2, eval_problems=problems)
     assert [r["loss"] for r in again.steps] == [r["loss"] for r in log.steps]
 
@@ -575,3 +582,94 @@ def test_config_is_frozen_and_serialisable() -> None:
         train_grpo(config.to_dict(), seed=0, steps=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="start must be one of"):
         train_grpo(config, seed=0, steps=1, start="instruct")
+
+
+# --------------------------------------------------------------------------------------
+# The stored experiment
+# --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _experiment_module():
+    spec = importlib.util.spec_from_file_location(
+        "grpo_experiment", ROOT / "experiments" / "grpo.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_first_steps_of_the_stored_baseline_run_reproduce() -> None:
+    """Reference: experiments/results/grpo.json, written by experiments/grpo.py. The first
+    three steps of the baseline's seed 0, re-run, log the same batches (sampled from the SFT
+    model and its first updates) and the same losses within a tolerance for other CPUs'
+    kernels (a different last bit can, rarely, flip one sampled token)."""
+    stored = json.loads((ROOT / "experiments" / "results" / "grpo.json").read_text())
+    experiment = _experiment_module()
+    config = experiment.RUNS["grpo"]
+    assert stored["configs"]["grpo"] == config.to_dict()
+    run = next(r for r in stored["runs"] if r["name"] == "grpo" and r["seed"] == 0)["steps"]
+    log = train_grpo(config, seed=0, steps=3, eval_problems=sample_problems(4, split="val"))
+    for i, row in enumerate(log.steps):
+        assert row["reward"] == pytest.approx(run["reward"][i], abs=0.02), i
+        assert row["length"] == pytest.approx(run["length"][i], abs=0.5), i
+        assert row["trace_fraction"] == pytest.approx(run["trace_fraction"][i], abs=0.03), i
+        assert row["loss"] == pytest.approx(run["loss"][i], abs=2e-4), i
+        assert row["kl"] == pytest.approx(run["kl"][i], rel=0.2, abs=1e-4), i
+        assert row["grad_norm"] == pytest.approx(run["grad_norm"][i], rel=0.05), i
+    assert run["loss"][0] == pytest.approx(0.0, abs=1e-6) and run["kl"][0] == 0.0
+
+
+def test_stored_experiment_supports_the_chapter() -> None:
+    """Reference: the stored JSON itself. Every run has three seeds; GRPO's held-out greedy
+    accuracy beats the SFT model's by more than the spread of its seeds; under "grpo" with
+    one update per batch the policy part of the loss is zero at every step."""
+    stored = json.loads((ROOT / "experiments" / "results" / "grpo.json").read_text())
+    seeds = {}
+    for r in stored["runs"]:
+        seeds.setdefault(r["name"], []).append(r["seed"])
+    assert all(sorted(s) == [0, 1, 2] for s in seeds.values()), seeds
+    final = [r["final"]["greedy_accuracy"] for r in stored["runs"] if r["name"] == "grpo"]
+    spread = max(final) - min(final)
+    assert min(final) - stored["sft"]["greedy_accuracy"] > spread
+    for r in stored["runs"]:
+        if r["name"] in ("grpo", "beta0", "G2", "G4"):
+            assert max(abs(x) for x in r["steps"]["policy_loss"]) < 1e-6, r["name"]
+
+
+def test_pitfall_k3_on_samples_of_an_older_policy_needs_the_ratio() -> None:
+    """Reference: exact expectations over a five-token vocabulary and kl_from_logits (which
+    computes in float32). k3 is
+    unbiased for KL(pi || pi_ref) only under samples of pi; under samples of an older policy
+    its expectation is something else, and weighting by rho = pi / pi_old (TRL's
+    use_bias_correction_kl) restores it."""
+    from tutorial_code.rl import kl_estimate, kl_from_logits
+
+    g = torch.Generator().manual_seed(0)
+    old, new, ref = (torch.randn(5, generator=g, dtype=torch.float64) for _ in range(3))
+    logp_old, logp_new, logp_ref = (torch.log_softmax(x, 0) for x in (old, new, ref))
+    k3 = kl_estimate(logp_new, logp_ref, "k3")  # one value per token of the vocabulary
+    truth = kl_from_logits(new, ref)
+    on_policy = (logp_new.exp() * k3).sum()
+    stale = (logp_old.exp() * k3).sum()
+    corrected = (logp_old.exp() * torch.exp(logp_new - logp_old) * k3).sum()
+    assert corrected.item() == pytest.approx(on_policy.item(), rel=1e-12)
+    assert on_policy.item() == pytest.approx(truth.item(), rel=1e-6)  # float32 inside
+    assert abs(stale.item() - truth.item()) > 0.05
+
+
+def test_a_filtered_batch_smaller_than_the_micro_batch_count_still_updates(
+    sft_batch_trainer,
+) -> None:
+    """Reference: the whole-batch update. A sampler that keeps few groups (dynamic sampling)
+    can return fewer rows than gradient_accumulation_steps; empty micro-batches are skipped."""
+    _, batch = sft_batch_trainer
+    small = select_groups(batch, torch.tensor([True, False, False, False]))  # 4 rows
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    whole = GRPOConfig(num_generations=4, prompts_per_step=4, loss_type="dapo")
+    split = GRPOConfig(
+        num_generations=4, prompts_per_step=4, loss_type="dapo", gradient_accumulation_steps=8
+    )
+    g_whole = _gradient_after_update(whole, small, advantages)
+    torch.testing.assert_close(_gradient_after_update(split, small, advantages), g_whole)
