@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -112,6 +113,12 @@ def final_evaluation(
     return result
 
 
+def _finite(value: float) -> float | None:
+    """``None`` for a logged ``nan`` (e.g. the mean length of the right answers of a batch
+    without one), so that the JSON file is strict JSON."""
+    return value if math.isfinite(value) else None
+
+
 def run(name: str, seed: int, args: argparse.Namespace) -> dict:
     """One training run of arm ``name`` with ``seed`` and its final evaluation."""
     config = arm_config(name)
@@ -123,7 +130,7 @@ def run(name: str, seed: int, args: argparse.Namespace) -> dict:
         policy, config, seed=seed, test=args.test, sampled=args.sampled, samples=args.samples
     )
     return {
-        "steps": log.steps,
+        "steps": [{k: _finite(v) for k, v in row.items()} for row in log.steps],
         "evals": log.evals,
         "final": final,
         "seconds": {"train_wall": train_wall, "train_cpu": train_cpu},
@@ -134,10 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--test", type=int, default=500)
-    parser.add_argument("--sampled", type=int, default=100)
+    parser.add_argument("--sampled", type=int, default=200)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         "total_wall_seconds": time.perf_counter() - started,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    args.output.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return record
 
 
