@@ -80,7 +80,13 @@ checkpoints: install
 ## Re-run the experiments whose stored results the chapters print (experiments/results/*.json),
 ## then rebuild those chapters with make notebooks.
 experiments: install
+	$(BIN)/python experiments/isoflop.py
+	$(BIN)/python experiments/data_cleaning.py
+	$(BIN)/python experiments/moe.py
+	$(BIN)/python experiments/lora.py
 	$(BIN)/python experiments/quant_gpt.py
+	$(BIN)/python experiments/dpo.py
+	$(BIN)/python experiments/grpo.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:

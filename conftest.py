@@ -1,4 +1,5 @@
-"""Shared pytest set-up: a per-notebook timing table at the end of every notebook run.
+"""Shared pytest set-up: one torch thread per process, and a per-notebook timing table at the
+end of every notebook run.
 
 Nothing needs the network (GPT-2's vocabulary ships with the package). nbval turns each code
 cell into a test item; this plugin adds up the set-up (kernel start), call and teardown time
@@ -11,8 +12,16 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
+import torch
+
 _SECONDS: dict[str, float] = defaultdict(float)
 _CELLS: dict[str, int] = defaultdict(int)
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    # One torch thread per test process: the suite runs on one worker per core, and the
+    # book's tiny models are slower with two threads (the parallel regions stall).
+    torch.set_num_threads(1)
 
 
 def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]

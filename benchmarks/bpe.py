@@ -1,8 +1,20 @@
 """Benchmark for chapter 5: byte-level BPE training and GPT-2 encoding in pure Python.
 
-Set-up (issue 4): 1,000,000 characters (= bytes, ASCII) of ``english_text(1_000_000, seed=0)``,
-500 merges (vocabulary 756), GPT-2's pre-tokenization pattern, wall-clock time
-(``time.perf_counter``) in one process.
+Two texts of 1,000,000 UTF-8 bytes each, 500 merges (vocabulary 756), GPT-2's
+pre-tokenization pattern, wall-clock time (``time.perf_counter``) in one process:
+
+* ``english``: ``tutorial_code.corpora.english_text(1_000_000, seed=0)``, generated English
+  prose. Its words follow a Zipf law over a vocabulary of a few thousand words, so its
+  211,550 pre-tokenized chunks hold only 7,706 distinct ones: the deduplication of the fast
+  trainer and the chunk cache of the encoder have little left to do.
+* ``high_entropy``: :func:`high_entropy_text`, words of random letters in six scripts
+  (Latin, accented Latin, Greek, Cyrillic, Chinese characters) and random numbers, drawn with
+  Zipf frequencies from a vocabulary of 300,000 such words, with punctuation and line breaks.
+  About a quarter of its chunks are distinct and they hold more than a quarter of its bytes,
+  the regime of large, varied corpora; it measures what deduplication and caching cannot
+  save.
+
+For each text:
 
 * **Training.** ``train_bpe(text, 756, method="fast")`` against ``method="naive"`` (timed once:
   it takes minutes) and against Hugging Face ``tokenizers``' ``BpeTrainer`` with the
@@ -17,7 +29,8 @@ Set-up (issue 4): 1,000,000 characters (= bytes, ASCII) of ``english_text(1_000_
 The fast trainer, the Hugging Face trainer and the two encoders are timed in turn
 (interleaved, so a change in machine load hits all of them alike) ``--repeats`` times after
 one warm-up; medians are reported, with every repeat. Process CPU time is stored too: on a
-busy machine it shows how much of the wall time was spent waiting for a core.
+busy machine it shows how much of the wall time was spent waiting for a core (Hugging Face's
+trainer uses more than one thread, so its CPU time can exceed its wall time).
 
 Usage::
 
@@ -28,19 +41,25 @@ Usage::
 (its cost per merge is nearly constant); the output then says ``naive_extrapolated: true``
 and the unit test that checks the stored result rejects it. The stored result is a full run.
 
-Bars (issue 4): fast >= 100x faster than naive; fast within 1.5x of ``tokenizers``; our
-GPT-2 encoding within 4x of tiktoken, with identical ids.
+Bars, on the English text: fast >= 100x faster than naive; fast within 1.5x of
+``tokenizers``; our GPT-2 encoding within 4x of tiktoken, with identical ids. The
+high-entropy text has no speed bar (it is there to show where the English result stops
+holding), only the correctness checks.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
+import random
 import statistics
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,10 +71,71 @@ from tutorial_code.notebook import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TEXT_CHARS = 1_000_000
+TEXT_BYTES = 1_000_000
 MERGES = 500
 BARS = {"naive_over_fast": 100.0, "fast_over_hf_tokenizers": 1.5, "ours_over_tiktoken_encode": 4.0}
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "bpe.json"
+
+#: The scripts of :func:`high_entropy_text`: (share of the vocabulary, alphabet, word lengths).
+SCRIPTS: dict[str, tuple[float, str, int, int]] = {
+    "latin": (0.45, "abcdefghijklmnopqrstuvwxyz", 2, 10),
+    "accented latin": (0.10, "abcdefghijklmnopqrstuvwxyzàáâäçèéêëíîïñóôöúûüßø", 2, 10),
+    "greek": (0.05, "".join(map(chr, range(0x3B1, 0x3CA))), 2, 9),
+    "cyrillic": (0.10, "".join(map(chr, range(0x430, 0x450))), 2, 10),
+    "chinese": (0.15, "".join(map(chr, range(0x4E00, 0x4E00 + 3000))), 1, 4),
+    "digits": (0.15, "0123456789", 1, 6),
+}
+PUNCTUATION = [".", ",", ";", ":", "!", "?", "...", " -", " (", ")", '"', "'"]
+
+
+def high_entropy_text(
+    n_bytes: int, *, seed: int = 0, vocab_size: int = 300_000, s: float = 1.0
+) -> str:
+    """Exactly ``n_bytes`` UTF-8 bytes of mixed-script text whose words rarely repeat.
+
+    A vocabulary of ``vocab_size`` words of random letters (script chosen with the shares of
+    :data:`SCRIPTS`; a fifth of the Latin words capitalised) is drawn with probability
+    ``1 / rank**s``; words are separated by spaces, one in eight is followed by punctuation,
+    and a line ends every 8 to 20 words. The last character is cut if it would not fit and the
+    text is padded with ``.`` to the exact size.
+    """
+    rng = random.Random(seed)
+    names = list(SCRIPTS)
+    shares = [SCRIPTS[name][0] for name in names]
+    vocabulary = []
+    for _ in range(vocab_size):
+        _, alphabet, low, high = SCRIPTS[rng.choices(names, shares)[0]]
+        word = "".join(rng.choices(alphabet, k=rng.randint(low, high)))
+        if word.isascii() and word.isalpha() and rng.random() < 0.2:
+            word = word.capitalize()
+        vocabulary.append(word)
+    cumulative = list(itertools.accumulate(1.0 / (rank + 1) ** s for rank in range(vocab_size)))
+    parts, size, in_line = [], 0, 0
+    while size < n_bytes:
+        piece = (" " if in_line else "") + rng.choices(vocabulary, cum_weights=cumulative)[0]
+        if rng.random() < 0.12:
+            piece += rng.choice(PUNCTUATION)
+        in_line += 1
+        if in_line >= rng.randint(8, 20):
+            piece += "\n"
+            in_line = 0
+        parts.append(piece)
+        size += len(piece.encode("utf-8"))
+    text = "".join(parts).encode("utf-8")[:n_bytes].decode("utf-8", errors="ignore")
+    return text + "." * (n_bytes - len(text.encode("utf-8")))
+
+
+#: The benchmark's texts: name -> (how the text is made, the function that makes it).
+CORPORA: dict[str, tuple[str, Callable[[int], str]]] = {
+    "english": (
+        "tutorial_code.corpora.english_text(1_000_000, seed=0)",
+        lambda n: english_text(n, seed=0),
+    ),
+    "high_entropy": (
+        "benchmarks/bpe.py high_entropy_text(1_000_000, seed=0)",
+        lambda n: high_entropy_text(n, seed=0),
+    ),
+}
 
 
 def machine() -> dict[str, Any]:
@@ -133,61 +213,70 @@ def our_merges_as_bytes(tokenizer: ByteBPETokenizer) -> list[tuple[bytes, bytes]
     return [(token(a), token(b)) for a, b in tokenizer.merges]
 
 
+def describe(text: str) -> dict[str, Any]:
+    """What decides the pure-Python code's speed: how many chunks, and how many distinct."""
+    chunks = pretokenize(text)
+    distinct = Counter(chunks)
+    distinct_bytes = sum(len(chunk.encode("utf-8")) for chunk in distinct)
+    return {
+        "text_bytes": len(text.encode("utf-8")),
+        "text_chars": len(text),
+        "chunks": len(chunks),
+        "distinct_chunks": len(distinct),
+        "distinct_chunk_bytes": distinct_bytes,
+        "ascii": text.isascii(),
+    }
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     return {"median_s": statistics.median(values), "all_s": [round(v, 4) for v in values]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
-    parser.add_argument(
-        "--naive-merges", type=int, default=MERGES, help="merges for the naive run (default 500)"
-    )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    args = parser.parse_args(argv)
-    if not 1 <= args.naive_merges <= MERGES:
-        parser.error(f"--naive-merges must be in [1, {MERGES}]")
+def measure(
+    text: str,
+    *,
+    merges: int,
+    repeats: int,
+    naive_merges: int,
+    gpt2: ByteBPETokenizer,
+    reference: Any,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Time training and encoding on one text; every raw number and the correctness checks.
 
-    load_before = os.getloadavg()
-    text = english_text(TEXT_CHARS, seed=0)
-    chunks = pretokenize(text)
-    n_bytes, n_unique = len(text.encode()), len(set(chunks))
-    print(f"text: {n_bytes:,} bytes, {len(chunks):,} chunks, {n_unique:,} distinct")
-
-    gpt2 = ByteBPETokenizer.from_tiktoken("gpt2")
-    reference = gpt2_encoding()
+    ``gpt2`` is ``ByteBPETokenizer.from_tiktoken("gpt2")`` and ``reference`` tiktoken's
+    encoding; both are loaded once by the caller. ``naive_merges < merges`` extrapolates the
+    naive trainer's time linearly (flagged in the result).
+    """
 
     def ours_encode() -> list[int]:
         gpt2._cache.clear()  # every run starts cold, as tiktoken does
         return gpt2.encode(text)
 
     methods: dict[str, Callable[[], Any]] = {
-        "fast": lambda: train_bpe(text, 256 + MERGES, method="fast"),
-        "hf_tokenizers": hf_trainer(text, 256 + MERGES),
+        "fast": lambda: train_bpe(text, 256 + merges, method="fast"),
+        "hf_tokenizers": hf_trainer(text, 256 + merges),
         "ours_encode": ours_encode,
         "tiktoken_encode": lambda: reference.encode_ordinary(text),
     }
     results = {name: method() for name, method in methods.items()}  # warm-up
     wall: dict[str, list[float]] = {name: [] for name in methods}
     cpu: dict[str, list[float]] = {name: [] for name in methods}
-    for repeat in range(args.repeats):
+    for repeat in range(repeats):
         for name, method in methods.items():
             seconds, cpu_seconds, results[name] = timed(method)
             wall[name].append(seconds)
             cpu[name].append(cpu_seconds)
         times = ", ".join(f"{name} {wall[name][-1]:.3f} s" for name in methods)
-        print(f"repeat {repeat + 1}/{args.repeats}: {times}")
+        log(f"  repeat {repeat + 1}/{repeats}: {times}")
 
-    print(f"naive trainer, {args.naive_merges} merges (one run; minutes)...", flush=True)
+    log(f"  naive trainer, {naive_merges} merges (one run)...")
     naive_seconds, naive_cpu, naive = timed(
-        lambda: train_bpe(text, 256 + args.naive_merges, method="naive")
+        lambda: train_bpe(text, 256 + naive_merges, method="naive")
     )
-    extrapolated = args.naive_merges < MERGES
-    naive_full = naive_seconds * MERGES / args.naive_merges
+    naive_full = naive_seconds * merges / naive_merges
     fast = results["fast"]
-    merges_identical = naive.merges == fast.merges[: args.naive_merges]
+    merges_identical = naive.merges == fast.merges[:naive_merges]
     ours_hf = our_merges_as_bytes(fast)
     theirs_hf = hf_merges_as_bytes(results["hf_tokenizers"])
     same_prefix = next(
@@ -195,37 +284,23 @@ def main(argv: list[str] | None = None) -> int:
         min(len(ours_hf), len(theirs_hf)),
     )
     ids_identical = results["ours_encode"] == results["tiktoken_encode"]
-
     median = {name: statistics.median(values) for name, values in wall.items()}
     ratios = {
         "naive_over_fast": naive_full / median["fast"],
         "fast_over_hf_tokenizers": median["fast"] / median["hf_tokenizers"],
         "ours_over_tiktoken_encode": median["ours_encode"] / median["tiktoken_encode"],
     }
-    met = {
-        "naive_over_fast": ratios["naive_over_fast"] >= BARS["naive_over_fast"],
-        "fast_over_hf_tokenizers": (
-            ratios["fast_over_hf_tokenizers"] <= BARS["fast_over_hf_tokenizers"]
-        ),
-        "ours_over_tiktoken_encode": (
-            ratios["ours_over_tiktoken_encode"] <= BARS["ours_over_tiktoken_encode"]
-            and ids_identical
-        ),
-    }
 
     def stats(name: str) -> dict[str, Any]:
         return summary(wall[name]) | {"median_cpu_s": statistics.median(cpu[name])}
 
-    result = {
-        "config": {
-            "text": "tutorial_code.data.english_text(1_000_000, seed=0)",
-            "text_bytes": len(text.encode()),
-            "chunks": len(chunks),
-            "distinct_chunks": len(set(chunks)),
-            "merges": MERGES,
-            "repeats": args.repeats,
-            "naive_merges_timed": args.naive_merges,
-            "naive_extrapolated": extrapolated,
+    return {
+        "config": describe(text)
+        | {
+            "merges": merges,
+            "repeats": repeats,
+            "naive_merges_timed": naive_merges,
+            "naive_extrapolated": naive_merges < merges,
             "statistic": "median wall-clock seconds over the repeats (naive: one run)",
         },
         "training": {
@@ -234,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "naive": {
                 "seconds": naive_seconds,
                 "cpu_s": naive_cpu,
-                "seconds_for_500_merges": naive_full,
+                "seconds_for_all_merges": naive_full,
             },
             "merges_identical_naive_vs_fast": merges_identical,
             "hf_merges_same_as_ours": sum(x == y for x, y in zip(ours_hf, theirs_hf)),
@@ -248,33 +323,103 @@ def main(argv: list[str] | None = None) -> int:
             "ids_identical": ids_identical,
         },
         "ratios": ratios,
+    }
+
+
+def bars_met(run: dict[str, Any]) -> dict[str, bool]:
+    ratios = run["ratios"]
+    return {
+        "naive_over_fast": ratios["naive_over_fast"] >= BARS["naive_over_fast"],
+        "fast_over_hf_tokenizers": (
+            ratios["fast_over_hf_tokenizers"] <= BARS["fast_over_hf_tokenizers"]
+        ),
+        "ours_over_tiktoken_encode": (
+            ratios["ours_over_tiktoken_encode"] <= BARS["ours_over_tiktoken_encode"]
+            and run["encoding"]["ids_identical"]
+        ),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
+    parser.add_argument(
+        "--naive-merges", type=int, default=MERGES, help="merges for the naive run (default 500)"
+    )
+    parser.add_argument(
+        "--corpora", nargs="+", choices=sorted(CORPORA), default=list(CORPORA), help="texts to run"
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    if not 1 <= args.naive_merges <= MERGES:
+        parser.error(f"--naive-merges must be in [1, {MERGES}]")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+
+    gpt2 = ByteBPETokenizer.from_tiktoken("gpt2")
+    reference = gpt2_encoding()
+    runs: dict[str, Any] = {}
+    loads: dict[str, Any] = {}
+    for name in args.corpora:
+        how, make = CORPORA[name]
+        text = make(TEXT_BYTES)
+        loads[name] = {"before": load_average()}
+        info = describe(text)
+        print(
+            f"{name}: {info['text_bytes']:,} bytes, {info['chunks']:,} chunks, "
+            f"{info['distinct_chunks']:,} distinct",
+            flush=True,
+        )
+        run = measure(
+            text,
+            merges=MERGES,
+            repeats=args.repeats,
+            naive_merges=args.naive_merges,
+            gpt2=gpt2,
+            reference=reference,
+            log=lambda line: print(line, flush=True),
+        )
+        run["config"]["text"] = how
+        run["bars_met"] = bars_met(run) if name == "english" else None
+        runs[name] = run
+        loads[name]["after"] = load_average()
+
+    arguments = sys.argv[1:] if argv is None else argv
+    result = {
+        "description": "byte-level BPE training and GPT-2 encoding, pure Python vs Rust, CPU",
+        "command": " ".join(["python", "benchmarks/bpe.py", *arguments]),
+        "runs": runs,
         "bars": BARS,
-        "bars_met": met,
+        "bars_apply_to": "english",
         "machine": machine(),
-        "load_average": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "load_average": loads,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    scale = f" (x{MERGES / args.naive_merges:g} = {naive_full:.1f} s, EXTRAPOLATED)"
-    scale = scale if extrapolated else ""
-    print(f"naive {naive_seconds:.1f} s for {args.naive_merges} merges{scale}")
-    print(
-        f"fast {median['fast']:.3f} s, hf tokenizers {median['hf_tokenizers']:.3f} s; "
-        f"merges identical (naive vs fast): {merges_identical}"
-    )
-    print(
-        f"encode: ours {median['ours_encode']:.3f} s, tiktoken {median['tiktoken_encode']:.3f} s; "
-        f"ids identical: {ids_identical}"
-    )
-    for name, value in ratios.items():
-        print(f"{name:28s} {value:8.2f}   bar {BARS[name]:g}   {'met' if met[name] else 'NOT MET'}")
+    ok = True
+    for name, run in runs.items():
+        ratios, training, encoding = run["ratios"], run["training"], run["encoding"]
+        ok &= training["merges_identical_naive_vs_fast"] and encoding["ids_identical"]
+        print(
+            f"{name}: naive / fast {ratios['naive_over_fast']:.0f}x, fast / tokenizers "
+            f"{ratios['fast_over_hf_tokenizers']:.2f}, ours / tiktoken "
+            f"{ratios['ours_over_tiktoken_encode']:.2f}; merges identical "
+            f"{training['merges_identical_naive_vs_fast']}, ids identical "
+            f"{encoding['ids_identical']}"
+        )
+        if run["bars_met"] is not None:
+            ok &= all(run["bars_met"].values())
+            print(f"  bars {BARS}: {run['bars_met']}")
     print(f"wrote {args.output}")
-    return 0 if all(met.values()) and merges_identical else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ Every chapter that quotes a cost computes it here, so the numbers agree across t
 * FLOPs: :func:`forward_flops` counts the matrix multiplies of one forward pass of the book's
   GPT exactly as the code performs them (checked against ``torch.utils.flop_counter``);
   :func:`training_flops` is the ``6 N D`` rule of Kaplan et al. (2020);
+  :func:`training_flops_per_token` counts a training token of the book's GPT exactly;
 * bytes: :func:`kv_cache_bytes` and :class:`AttentionShape` for KV caches of published models,
   :data:`DTYPE_BYTES` for weights, :func:`training_memory` and
   :func:`activation_bytes_per_layer` for training on many GPUs (ZeRO, tensor and pipeline
   parallelism), :func:`linear_bytes` for a float or quantized linear layer and
-  :func:`state_dict_bytes` for what a built model actually stores.
+  :func:`state_dict_bytes` for what a built model actually stores;
+* mixtures of experts: :class:`MoEShape` and :func:`count_active_parameters` separate the
+  parameters a model holds from those each token uses.
 
 This module is a leaf: it imports nothing from the rest of the package except the argument
 checks, and takes configurations by their attributes (``vocab_size``, ``context_length``,
@@ -33,8 +36,11 @@ __all__ = [
     "PUBLISHED_SHAPES",
     "AttentionShape",
     "GPTShape",
+    "MOE_SHAPES",
+    "MoEShape",
     "TrainingMemory",
     "activation_bytes_per_layer",
+    "count_active_parameters",
     "count_parameters",
     "forward_flops",
     "gpt_parameter_count",
@@ -43,6 +49,7 @@ __all__ = [
     "pipeline_bubble_fraction",
     "state_dict_bytes",
     "training_flops",
+    "training_flops_per_token",
     "training_memory",
 ]
 
@@ -429,3 +436,118 @@ def state_dict_bytes(model: nn.Module) -> int:
         seen.add(key)
         total += tensor.numel() * tensor.element_size()
     return total
+
+
+# --------------------------------------------------------------------------------------
+# Training FLOPs per token, counted exactly (chapter 1)
+# --------------------------------------------------------------------------------------
+
+
+def training_flops_per_token(cfg: GPTShape, *, context_length: int | None = None) -> int:
+    """Matrix-multiply FLOPs of one training token of ``GPTModel``: forward plus backward.
+
+    A training step on windows of ``T`` tokens runs the forward pass of
+    :func:`forward_flops` over ``T`` new tokens, then the backward pass, which costs twice
+    the forward for every matrix multiply ``Y = X W`` (one product for the gradient with
+    respect to ``X``, one for ``W``; the score products ``Q K^T`` and ``weights @ V`` have
+    two inputs that both need gradients, so the same factor applies). Every product in the
+    model needs both gradients: the embeddings feed LayerNorms whose gains are trained, so
+    even the first projection passes a gradient down. Per token::
+
+        3 * forward_flops(T) / T = 3 * (L * (24 C^2 + 4 T C) + 2 C V)
+
+    against Kaplan et al.'s (2020, eq. 2.2 and section 2.1) ``6 N`` with ``N ~ 12 L C^2``
+    non-embedding parameters: the rule drops the context term ``12 L T C`` (``6 L T C`` in
+    Kaplan's count, whose causal attention computes only half the score matrix; the book's
+    model computes all of it and masks) and counts the head ``2 C V`` as it does the other
+    matrices. ``context_length`` defaults to ``cfg.context_length``, the window the model
+    trains on.
+    """
+    t = cfg.context_length if context_length is None else context_length
+    check_int("context_length", t, low=1)
+    return 3 * forward_flops(cfg, num_new=t) // t
+
+
+# --------------------------------------------------------------------------------------
+# Mixtures of experts: total versus active parameters
+# --------------------------------------------------------------------------------------
+
+
+def count_active_parameters(model: nn.Module) -> int:
+    """Parameters one token uses: :func:`count_parameters` minus the experts it skips.
+
+    A module with an ``experts`` ``nn.ModuleList`` of equally sized experts and a ``top_k``
+    attribute (``tutorial_code.moe.SparseMoE``, found by those attributes so that this
+    module stays a leaf) runs ``top_k`` of its ``E`` experts per token, so ``E - top_k``
+    experts' parameters are inactive; its router is always active. Every other parameter
+    counts as active (the embedding table is a lookup, but it is counted, as the published
+    "active parameter" figures count it).
+    """
+    total = count_parameters(model)
+    inactive = 0
+    for module in model.modules():
+        experts, top_k = getattr(module, "experts", None), getattr(module, "top_k", None)
+        if isinstance(experts, nn.ModuleList) and isinstance(top_k, int) and len(experts):
+            sizes = {count_parameters(e) for e in experts}
+            if len(sizes) != 1:
+                raise ValueError("count_active_parameters needs experts of equal size")
+            inactive += (len(experts) - top_k) * sizes.pop()
+    return total - inactive
+
+
+@dataclass(frozen=True)
+class MoEShape:
+    """A decoder-only MoE transformer in Mixtral's layout, for counting its parameters.
+
+    Per layer: attention with ``n_heads`` query heads and ``n_kv_heads`` key/value heads of
+    size ``head_dim`` (grouped-query attention, no biases): ``C (H + 2 H_kv) D + H D C``; two
+    RMSNorm gains ``2C``; a router ``E C``; ``E`` routed SwiGLU experts of ``3 C h`` each and
+    ``num_shared_experts`` always-active ones of the same size (DeepSeekMoE's shared experts).
+    Plus token embeddings ``V C``, a final norm ``C`` and an untied output head ``V C``.
+    """
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_hidden: int
+    num_experts: int
+    top_k: int
+    num_shared_experts: int = 0
+
+    def _counts(self, experts_per_token: int) -> int:
+        c, d = self.d_model, self.head_dim
+        attention = c * (self.n_heads + 2 * self.n_kv_heads) * d + self.n_heads * d * c
+        expert = 3 * c * self.d_hidden
+        layer = attention + 2 * c + self.num_experts * c + experts_per_token * expert
+        return 2 * self.vocab_size * c + c + self.n_layers * layer
+
+    @property
+    def total_parameters(self) -> int:
+        """Every parameter the model stores."""
+        return self._counts(self.num_experts + self.num_shared_experts)
+
+    @property
+    def active_parameters(self) -> int:
+        """The parameters one token passes through: ``top_k`` routed + the shared experts."""
+        return self._counts(self.top_k + self.num_shared_experts)
+
+
+#: Mixtral 8x7B (Jiang et al., 2024, Table 1 and the released configuration: dim 4096,
+#: 32 layers, 32 heads, 8 key/value heads, head_dim 128, hidden_dim 14336, vocabulary 32000,
+#: 8 experts, top-2). The paper quotes 47B parameters of which 13B are active.
+MOE_SHAPES: dict[str, MoEShape] = {
+    "Mixtral 8x7B": MoEShape(
+        vocab_size=32000,
+        d_model=4096,
+        n_layers=32,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        d_hidden=14336,
+        num_experts=8,
+        top_k=2,
+    ),
+}

@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from tutorial_code.checks import check_float, check_int
+from tutorial_code.checks import check_choice, check_float, check_int
 from tutorial_code.kv_cache import ConcatKVCache, KVCache, PreallocatedKVCache
 from tutorial_code.model import GPTModel, check_token_ids
 
@@ -233,7 +233,7 @@ def generate(
             )
     cache = _make_cache(model, kv_cache, batch_size=b)
     if cache is not None:
-        check_choice_overflow(overflow)
+        check_choice("overflow", overflow, ("slide", "recompute"))
         window = cache.max_cache_len
         if attention_mask is not None and t0 + max_new_tokens > window:
             raise ValueError(
@@ -283,11 +283,6 @@ def generate(
         else:
             logits = _feed_last(model, cache, ids, mask, overflow=overflow, keep=keep)
     return _output(idx, new_ids, mask, done_before, logprobs, return_dict)
-
-
-def check_choice_overflow(overflow: str) -> None:
-    if overflow not in ("slide", "recompute"):
-        raise ValueError(f"overflow must be 'slide' or 'recompute', got {overflow!r}")
 
 
 def _make_cache(

@@ -248,9 +248,10 @@ def find_outlier_columns(x: torch.Tensor, *, threshold: float = 6.0) -> torch.Te
     """LLM.int8()'s outlier features: ``(in,)`` bool, True for each column of ``x`` ``(..., in)``
     holding any ``|x| >= threshold``.
 
-    The threshold is an absolute magnitude (bitsandbytes' and transformers'
-    ``llm_int8_threshold``, default 6.0), not a number of standard deviations: a column that
-    peaks at 5.0 stays in int8 and one that peaks at 8.0 is split off.
+    The threshold is an absolute magnitude (transformers' ``BitsAndBytesConfig``
+    ``llm_int8_threshold``, default 6.0, passed to bitsandbytes' ``Linear8bitLt`` as
+    ``threshold``), not a number of standard deviations: a column that peaks at 5.0 stays in
+    int8 and one that peaks at 8.0 is split off.
     """
     check_tensor("x", x, dtype="float")
     threshold = check_float("threshold", threshold, low=0.0, low_open=True, allow_inf=True)

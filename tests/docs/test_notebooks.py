@@ -158,8 +158,10 @@ TEXT_KEYS = ("text/plain", "text/html", "image/svg+xml")
 
 
 def checked_outputs(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """What nbval compares in a cell, except images (PNG is not compared). Consecutive chunks
-    of one stream are joined: where the kernel splits a stream depends on timing."""
+    """What nbval compares in a cell, except images (PNG is not compared).
+
+    Consecutive outputs of one stream are joined, as nbval joins them: the kernel splits a
+    cell's printing into outputs by timing, so the split differs from run to run."""
     result: list[tuple[str, str]] = []
     for output in cell.get("outputs", []):
         if output.output_type == "stream":

@@ -8,6 +8,7 @@ training order for the rank-based encoder; tiktoken's GPT-2 encoding for
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import random
@@ -324,6 +325,23 @@ def test_special_token_text_is_ordinary(gpt2: ByteBPETokenizer) -> None:
         gpt2.decode([50256])
 
 
+def test_special_token_text_in_two_failure_modes(gpt2, tiktoken_gpt2) -> None:
+    """Reference: tiktoken's own encode(). Text containing "<|endoftext|>" literally either
+    crashes a pipeline (encode() disallows it by default) or, once special tokens are allowed,
+    becomes the control id 50256; both id lists decode to the same string."""
+    text = "a post about the <|endoftext|> marker"
+    with pytest.raises(ValueError, match="disallowed special token"):
+        tiktoken_gpt2.encode(text)
+    injected = tiktoken_gpt2.encode(text, allowed_special="all")
+    assert injected == tiktoken_gpt2.encode(text, allowed_special={"<|endoftext|>"})
+    assert injected.count(50256) == 1 and tiktoken_gpt2.eot_token == 50256
+    ordinary = tiktoken_gpt2.encode(text, disallowed_special=())
+    assert ordinary == tiktoken_gpt2.encode_ordinary(text) == gpt2.encode(text)
+    assert 50256 not in ordinary and len(ordinary) > len(injected)
+    assert tiktoken_gpt2.decode(injected) == tiktoken_gpt2.decode(ordinary) == text
+    assert tiktoken_gpt2.n_vocab == 50257  # ids 0 .. 50255 ordinary, 50256 special
+
+
 # --------------------------------------------------------------------------------------
 # Pre-tokenization
 # --------------------------------------------------------------------------------------
@@ -434,18 +452,86 @@ def test_generated_corpora_have_exactly_n_chars(n: int, seed: int) -> None:
     assert len(chinese_text(n, seed=seed)) == n
 
 
+def load_benchmark_script():
+    """benchmarks/bpe.py as a module (the benchmarks folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("bpe_benchmark", ROOT / "benchmarks" / "bpe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STORED_BENCHMARK = ROOT / "benchmarks" / "results" / "bpe.json"
+
+
 def test_stored_benchmark_meets_the_bars() -> None:
-    """benchmarks/bpe.py writes this file; the chapter quotes it."""
-    result = json.loads((ROOT / "benchmarks" / "results" / "bpe.json").read_text(encoding="utf-8"))
-    assert result["config"]["text_bytes"] == 1_000_000 and result["config"]["merges"] == 500
-    assert result["config"]["naive_merges_timed"] == 500
-    assert not result["config"]["naive_extrapolated"]
-    assert result["training"]["merges_identical_naive_vs_fast"]
-    assert result["ratios"]["naive_over_fast"] >= 100
-    assert result["ratios"]["fast_over_hf_tokenizers"] <= 1.5
-    assert result["ratios"]["ours_over_tiktoken_encode"] <= 4
-    assert result["encoding"]["ids_identical"]
+    """Documentation check: the stored run of benchmarks/bpe.py, which the chapter quotes, is a
+    full run (naive not extrapolated) and meets the bars on the English text; on both texts the
+    naive and fast merges and our and tiktoken's ids were identical."""
+    result = json.loads(STORED_BENCHMARK.read_text(encoding="utf-8"))
+    assert set(result["runs"]) == {"english", "high_entropy"}
+    for run in result["runs"].values():
+        assert run["config"]["text_bytes"] == 1_000_000 and run["config"]["merges"] == 500
+        assert run["config"]["naive_merges_timed"] == 500
+        assert not run["config"]["naive_extrapolated"]
+        assert run["training"]["merges_identical_naive_vs_fast"]
+        assert run["encoding"]["ids_identical"]
+    english = result["runs"]["english"]
+    assert english["ratios"]["naive_over_fast"] >= 100
+    assert english["ratios"]["fast_over_hf_tokenizers"] <= 1.5
+    assert english["ratios"]["ours_over_tiktoken_encode"] <= 4
+    assert all(english["bars_met"].values())
     assert {"cpu", "cores", "python", "torch", "tiktoken", "tokenizers"} <= result["machine"].keys()
+
+
+@pytest.mark.parametrize("name", ["english", "high_entropy"])
+def test_stored_benchmark_describes_the_texts_the_script_makes(name: str, tiktoken_gpt2) -> None:
+    """The stored chunk counts and token count are recomputed from the script's own text
+    generator, pretokenize and tiktoken (independent of our encoder), so the stored run matches
+    the code as it is now."""
+    script = load_benchmark_script()
+    stored = json.loads(STORED_BENCHMARK.read_text(encoding="utf-8"))["runs"][name]
+    _, make = script.CORPORA[name]
+    text = make(script.TEXT_BYTES)
+    described = script.describe(text)
+    assert {key: stored["config"][key] for key in described} == described
+    assert len(tiktoken_gpt2.encode_ordinary(text)) == stored["encoding"]["tokens"]
+
+
+def test_high_entropy_text_is_exact_and_varied() -> None:
+    """By hand: exactly n bytes, deterministic per seed, every script present, and far more
+    distinct chunks per chunk than the generated English."""
+    script = load_benchmark_script()
+    def make(seed: int) -> str:
+        return script.high_entropy_text(50_000, seed=seed, vocab_size=50_000)
+
+    text = make(3)
+    assert len(text.encode("utf-8")) == 50_000 and text == make(3) != make(4)
+    for _, alphabet, _, _ in script.SCRIPTS.values():
+        assert any(c in alphabet for c in text if not c.isascii() or c.isalnum())
+    high = script.describe(script.high_entropy_text(200_000, seed=3))
+    english = script.describe(english_text(200_000, seed=3))
+    share = {
+        name: (d["distinct_chunks"] / d["chunks"], d["distinct_chunk_bytes"] / d["text_bytes"])
+        for name, d in [("high", high), ("english", english)]
+    }
+    assert share["high"][0] > 3 * share["english"][0] and share["high"][1] > 2.5 * share["english"][1]
+
+
+@pytest.mark.parametrize("name", ["english", "high_entropy"])
+def test_benchmark_slice_trains_and_encodes_like_the_references(name: str, gpt2, tiktoken_gpt2) -> None:
+    """A short slice of the benchmark: the naive trainer for the fast one, tiktoken for our
+    encoder, and Hugging Face tokenizers' trainer for the set of merges learned."""
+    script = load_benchmark_script()
+    text = script.CORPORA[name][1](20_000)
+    run = script.measure(
+        text, merges=30, repeats=1, naive_merges=30, gpt2=gpt2, reference=tiktoken_gpt2, log=lambda _: None
+    )
+    assert run["training"]["merges_identical_naive_vs_fast"]
+    assert run["encoding"]["ids_identical"]
+    assert run["encoding"]["tokens"] == len(tiktoken_gpt2.encode_ordinary(text))
+    assert not run["config"]["naive_extrapolated"]
+    assert run["training"]["hf_merges_in_common"] >= 20  # same counts, ties ordered by other ids
+    assert set(run["ratios"]) == set(script.BARS)
 
 
 def test_longest_match_pieces_rejects_text(gpt2: ByteBPETokenizer) -> None:

@@ -16,7 +16,9 @@ from tutorial_code.model import (
 )
 from tutorial_code.training import lm_loss
 
-SMALL = GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
+SMALL = GPTConfig(
+    vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0
+)
 
 
 def make_model(cfg: GPTConfig = SMALL, seed: int = 0) -> GPTModel:
@@ -67,7 +69,9 @@ def test_attention_matches_pytorch_sdpa(qkv_bias: bool) -> None:
     def heads(w: torch.nn.Linear) -> torch.Tensor:
         return w(x).view(b, t, 3, 8).transpose(1, 2)
 
-    ref = F.scaled_dot_product_attention(heads(att.W_query), heads(att.W_key), heads(att.W_value), is_causal=True)
+    ref = F.scaled_dot_product_attention(
+        heads(att.W_query), heads(att.W_key), heads(att.W_value), is_causal=True
+    )
     ref = att.out_proj(ref.transpose(1, 2).reshape(b, t, 24))
     torch.testing.assert_close(att(x), ref, rtol=1e-5, atol=1e-6)
 
@@ -113,11 +117,15 @@ def test_overfits_one_batch() -> None:
 def test_parameter_count_formula_matches_model(cfg: GPTConfig) -> None:
     model = GPTModel(cfg)
     assert count_parameters(model) == gpt_parameter_count(cfg)
-    assert gpt_parameter_count(cfg, tied_head=True) == count_parameters(model) - model.out_head.weight.numel()
+    assert (
+        gpt_parameter_count(cfg, tied_head=True)
+        == count_parameters(model) - model.out_head.weight.numel()
+    )
 
 
 def test_gpt2_small_count_matches_published_number() -> None:
-    # GPT-2 small has 124,439,808 parameters (Hugging Face `gpt2`, tied LM head).
+    """Published: the released GPT-2 small checkpoint (Hugging Face ``gpt2``, LM head tied to
+    the token embedding) has 124,439,808 parameters; the paper's table 2 rounds to "117M"."""
     assert gpt_parameter_count(GPT2_SMALL_CONFIG, tied_head=True) == 124_439_808
     assert gpt_parameter_count(GPT2_SMALL_CONFIG) == 124_439_808 + 50257 * 768
 
@@ -145,15 +153,21 @@ def test_greedy_generation_equals_manual_argmax_loop() -> None:
 def test_sampling_is_reproducible_with_a_generator() -> None:
     model = make_model()
     prompt = torch.tensor([[1, 2, 3]])
-    a = generate(model, prompt, 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(7))
-    b = generate(model, prompt, 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(7))
+    a = generate(
+        model, prompt, 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(7)
+    )
+    b = generate(
+        model, prompt, 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(7)
+    )
     assert torch.equal(a, b)
 
 
 def test_top_k_one_is_greedy() -> None:
     model = make_model()
     prompt = torch.tensor([[3, 1]])
-    sampled = generate(model, prompt, 8, temperature=0.7, top_k=1, generator=torch.Generator().manual_seed(0))
+    sampled = generate(
+        model, prompt, 8, temperature=0.7, top_k=1, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(sampled, generate(model, prompt, 8))
 
 
@@ -254,7 +268,9 @@ def test_position_ids_from_attention_mask_by_hand() -> None:
 def test_left_padded_logits_equal_the_sequence_run_alone(pad: int) -> None:
     """Reference: the unpadded sequence in its own forward pass."""
     model = make_model(seed=5)
-    seq = torch.randint(0, SMALL.vocab_size, (1, 16 - pad), generator=torch.Generator().manual_seed(pad))
+    seq = torch.randint(
+        0, SMALL.vocab_size, (1, 16 - pad), generator=torch.Generator().manual_seed(pad)
+    )
     padded = torch.cat([torch.zeros(1, pad, dtype=torch.long), seq], dim=1)
     mask = torch.cat([torch.zeros(1, pad, dtype=torch.long), torch.ones_like(seq)], dim=1)
     torch.testing.assert_close(
@@ -342,3 +358,98 @@ def test_gpt2_init_statistics() -> None:
     assert torch.equal(block.norm1.weight, torch.ones(cfg.emb_dim))
     with pytest.raises(TypeError, match="model must be a GPTModel"):
         gpt2_init_(torch.nn.Linear(2, 2))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# What chapter 0 reads from the trained model and asks in its exercises
+# --------------------------------------------------------------------------------------
+
+
+def _capture_attention_weights(model: GPTModel, idx: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Chapter 0's recipe: a forward hook on each block's ``att.dropout``."""
+    weights: dict[int, torch.Tensor] = {}
+    hooks = [
+        block.att.dropout.register_forward_hook(
+            lambda module, inputs, output, i=i: weights.__setitem__(i, output.detach())
+        )
+        for i, block in enumerate(model.trf_blocks)
+    ]
+    try:
+        with torch.no_grad():
+            model(idx)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return weights
+
+
+def test_attention_hook_on_dropout_reads_the_softmax_weights() -> None:
+    """Reference: softmax(Q K^T / sqrt(D) + M) computed by hand from the block's own
+    projections of its LayerNorm output; and weights @ V equals PyTorch's
+    scaled_dot_product_attention. In training mode with dropout the hook sees dropped-out,
+    rescaled weights whose rows no longer sum to 1."""
+    cfg = GPTConfig(
+        vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.5
+    )
+    torch.manual_seed(0)
+    model = GPTModel(cfg).eval()
+    idx = torch.randint(0, cfg.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
+    weights = _capture_attention_weights(model, idx)
+    assert sorted(weights) == [0, 1] and weights[0].shape == (2, 4, 11, 11)
+
+    block = model.trf_blocks[0]
+    with torch.no_grad():
+        x = block.norm1(model.tok_emb(idx) + model.pos_emb(torch.arange(11)))
+
+        def heads(linear: torch.nn.Linear) -> torch.Tensor:
+            return linear(x).view(2, 11, 4, 8).transpose(1, 2)
+
+        q, k, v = heads(block.att.W_query), heads(block.att.W_key), heads(block.att.W_value)
+        scores = q @ k.transpose(-2, -1) / 8**0.5
+        causal = torch.ones(11, 11, dtype=torch.bool).triu(1)
+        by_hand = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
+        sdpa = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(weights[0], by_hand, rtol=0, atol=1e-6)
+    torch.testing.assert_close(weights[0] @ v, sdpa, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 4, 11))
+    assert not weights[0].triu(1).any()
+
+    model.train()  # the pitfall: dropout is active and the hook sees its output
+    dropped = _capture_attention_weights(model, idx)[0]
+    assert (dropped == 0).sum() > (weights[0] == 0).sum()
+    assert not torch.allclose(dropped.sum(-1), torch.ones(2, 4, 11))
+
+
+def test_one_block_has_12_c_squared_plus_13_c_parameters() -> None:
+    """Hand-derived (chapter 0, exercise 2): attention 4C^2 + 4C with qkv_bias, MLP
+    8C^2 + 5C, two LayerNorms 4C."""
+    from tutorial_code.model import TransformerBlock
+
+    c = GPT2_SMALL_CONFIG.emb_dim
+    assert count_parameters(TransformerBlock(GPT2_SMALL_CONFIG)) == 12 * c * c + 13 * c
+
+
+def test_tying_the_head_to_a_default_initialised_embedding_inflates_the_initial_loss() -> None:
+    """Hand-derived (chapter 0, exercise 3): PyTorch initialises nn.Embedding with N(0, 1), so a
+    head tied to it gives logits of standard deviation about sqrt(C) and an initial loss far
+    above ln V; with gpt2_init_ (std 0.02) the loss starts near ln V."""
+    import math
+
+    from tutorial_code.model import gpt2_init_
+
+    cfg = GPTConfig(
+        vocab_size=40, context_length=16, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0
+    )
+    idx = torch.randint(0, cfg.vocab_size, (8, 16), generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for init in ("default", "gpt2"):
+        torch.manual_seed(0)
+        model = GPTModel(cfg)
+        if init == "gpt2":
+            gpt2_init_(model)
+        model.out_head.weight = model.tok_emb.weight
+        assert count_parameters(model) == gpt_parameter_count(cfg, tied_head=True)
+        with torch.no_grad():
+            losses[init] = lm_loss(model, idx[:, :-1], idx[:, 1:]).item()
+    assert losses["default"] > 3 * math.log(cfg.vocab_size)
+    assert abs(losses["gpt2"] - math.log(cfg.vocab_size)) < 0.1

@@ -109,6 +109,35 @@ def test_warmup_from_zero_by_hand() -> None:
     assert warmup_cosine_lr(8, **kw) == pytest.approx(0.4, abs=1e-15)
 
 
+def test_warmup_from_zero_makes_no_update_at_step_0_but_adam_counts_it() -> None:
+    """Reference: Adam's algorithm by hand (Kingma & Ba, 2015, algorithm 1) and AdamW's
+    decoupled decay p <- p (1 - lr wd). With initial_lr = 0 update 0 has rate 0: the weights
+    stay put (decay is multiplied by the rate too) but m_1 = (1 - beta1) g_0 and the step count
+    advance, so update 1 is not Adam's first update."""
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([weight], lr=0.1, weight_decay=0.1, betas=(0.9, 0.999))
+    scheduler = warmup_cosine_scheduler(optimizer, peak_lr=0.1, warmup_steps=4, total_steps=10)
+    g0, g1 = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([-1.0, 1.0, 0.5])
+    weight.grad = g0.clone()
+    optimizer.step()
+    scheduler.step()
+    assert torch.equal(weight.detach(), torch.ones(3))
+    state = optimizer.state[weight]
+    assert int(state["step"]) == 1
+    torch.testing.assert_close(state["exp_avg"], 0.1 * g0)
+    # update 1 at lr 0.025: Adam with both gradients in its moments, not a fresh sign(g1) step
+    lr = optimizer.param_groups[0]["lr"]
+    assert lr == pytest.approx(0.025, rel=1e-12)
+    weight.grad = g1.clone()
+    optimizer.step()
+    m = (0.9 * 0.1 * g0 + 0.1 * g1) / (1 - 0.9**2)
+    v = (0.999 * 0.001 * g0**2 + 0.001 * g1**2) / (1 - 0.999**2)
+    expected = torch.ones(3) * (1 - lr * 0.1) - lr * m / (v.sqrt() + 1e-8)
+    torch.testing.assert_close(weight.detach(), expected, rtol=1e-6, atol=1e-7)
+    fresh = torch.ones(3) * (1 - lr * 0.1) - lr * torch.sign(g1)  # what a first update would be
+    assert not torch.allclose(weight.detach(), fresh, atol=1e-3)
+
+
 @pytest.mark.parametrize("s", SETTINGS)
 def test_where_warmup_ends_and_what_happens_after_total_steps(s: tuple) -> None:
     peak, w, n, init, mn = s
@@ -625,8 +654,17 @@ def test_train_logs_every_step_and_is_reproducible() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
         scheduler = warmup_cosine_scheduler(optimizer, peak_lr=0.01, warmup_steps=3, total_steps=12)
         logs.append(
-            train(model, optimizer, ids, total_steps=12, batch_size=4, context_length=8,
-                  scheduler=scheduler, max_norm=0.5, generator=torch.Generator().manual_seed(1))
+            train(
+                model,
+                optimizer,
+                ids,
+                total_steps=12,
+                batch_size=4,
+                context_length=8,
+                scheduler=scheduler,
+                max_norm=0.5,
+                generator=torch.Generator().manual_seed(1),
+            )
         )
     a, b = logs
     assert a == b
