@@ -517,7 +517,8 @@ def test_ablation_script_reproduces_the_stored_start(tmp_path: Path) -> None:
     """Reference: experiments/results/dapo_ablation.json. Re-running the first two steps of
     the GRPO and DAPO arms for seed 0 gives the stored validation accuracy before training and
     the stored first steps (within a tolerance for CPUs whose kernels round differently; on
-    the machine that wrote the file they agree exactly); the JSON's arms are what the script builds today."""
+    the machine that wrote the file they agree exactly); the JSON's arms are what the script
+    builds today."""
     stored = json.loads(RESULTS.read_text(encoding="utf-8"))
     out = tmp_path / "slice.json"
     subprocess.run(
