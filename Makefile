@@ -88,6 +88,7 @@ experiments: install
 	$(BIN)/python experiments/ppo.py
 	$(BIN)/python experiments/dpo.py
 	$(BIN)/python experiments/grpo.py
+	$(BIN)/python experiments/dapo_ablation.py
 	$(BIN)/python experiments/reasoning.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
