@@ -202,9 +202,9 @@ def grpo_run(start: GPTModel, seed: int, steps: int) -> tuple[GPTModel, dict]:
 
 
 def grpo_training_flops(record: dict, cfg) -> float:
-    """Compute of one GRPO run from its log: per completion, sampling (KV cache) plus four
-    full forward passes (old policy, reference, and the update's forward + backward = 3
-    forwards), at each step's mean completion length. Evaluations are not counted."""
+    """Compute of one GRPO run from its log: per completion, sampling (KV cache) plus five
+    full-sequence forward passes (old policy 1, reference 1, the update's forward + backward
+    3), at each step's mean completion length. Evaluations are not counted."""
     total = 0.0
     for samples, length in zip(record["samples"], record["length"]):
         tokens = max(1, round(length))
