@@ -446,9 +446,13 @@ def test_token_level_loss_over_micro_batches_with_filtered_rows() -> None:
     up to the whole-batch token mean; "bnpo" divides each micro-batch by its own tokens and
     does not (the pitfall of a token mean per micro-batch)."""
     config = DAPOConfig.grpo(num_generations=4, prompts_per_step=4, max_completion_length=24)
-    batch, _ = dapo_rollout(_trainer(11), config)
+    batch, _ = dapo_rollout(_trainer(3), config)
     loss_mask = overlong_filter_mask(batch.completion_mask, truncated_completions(batch))
     assert 0 < int(loss_mask.sum()) < int(batch.completion_mask.sum())
+    # the four micro-batches keep different token counts, none zero: a per-micro-batch mean
+    # would then weigh their tokens differently, so the comparison below can fail
+    per_micro_batch = {int(loss_mask[rows].sum()) for rows in torch.arange(16).tensor_split(4)}
+    assert len(per_micro_batch) > 1 and 0 not in per_micro_batch
     advantages = torch.randn(16, generator=torch.Generator().manual_seed(1))
     grads = {}
     for loss_type in ("dapo", "bnpo"):
