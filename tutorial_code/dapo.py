@@ -398,8 +398,9 @@ class DAPOConfig(GRPOConfig):
         overlong_buffer_len: ``L_cache`` of the soft overlong punishment, or ``None`` for no
             shaping (ours: 4, so traces of up to 24 tokens are free; paper: 4,096).
         overlong_penalty_factor: scale of the punishment (paper: 1).
-        overlong_filtering: drop truncated completions from the loss (paper: off in its final
-            runs and in verl's recipe; on in one row of its Table 1).
+        overlong_filtering: drop truncated completions from the loss (off in verl's recipe,
+            whose documentation says the paper's best run did without it; the paper's Table 1
+            adds it with the other changes).
     """
 
     beta: float = 0.0
