@@ -251,8 +251,10 @@ def dynamic_sampling_rollout(
             "wrong): the problems are too easy or too hard for the policy; raise "
             "max_num_gen_batches"
         )
-        if config.on_max_num_gen_batches == "raise" or n_kept == 0:
+        if config.on_max_num_gen_batches == "raise":
             raise RuntimeError(message + " or set on_max_num_gen_batches='warn'")
+        if n_kept == 0:
+            raise RuntimeError(message + "; there is no group to train on")
         warnings.warn(message + "; training on the smaller batch", RuntimeWarning, stacklevel=2)
     batch = concat_rollouts(kept)
     if n_kept > target:
