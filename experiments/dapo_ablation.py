@@ -3,7 +3,7 @@
 Arms (``--arms``, default all): ``grpo`` (every DAPO change off: ``DAPOConfig.grpo()``), one
 arm per change added alone to it (``clip_higher``, ``dynamic_sampling``,
 ``token_level_loss``, ``overlong_shaping``, ``overlong_filtering``, ``no_kl``), and ``dapo``
-(``DAPOConfig()``: all but overlong filtering, as the paper's final runs and verl's recipe).
+(``DAPOConfig()``: all but overlong filtering, as verl's recipe).
 Every arm uses the same batch (16 prompts x 8 completions per optimizer step), learning rate,
 generation limit (28 tokens) and two passes per batch, and trains for ``--steps`` steps with
 :func:`tutorial_code.dapo.train_dapo` for each seed.

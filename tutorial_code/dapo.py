@@ -251,8 +251,10 @@ def dynamic_sampling_rollout(
             "wrong): the problems are too easy or too hard for the policy; raise "
             "max_num_gen_batches"
         )
-        if config.on_max_num_gen_batches == "raise" or n_kept == 0:
+        if config.on_max_num_gen_batches == "raise":
             raise RuntimeError(message + " or set on_max_num_gen_batches='warn'")
+        if n_kept == 0:
+            raise RuntimeError(message + "; there is no group to train on")
         warnings.warn(message + "; training on the smaller batch", RuntimeWarning, stacklevel=2)
     batch = concat_rollouts(kept)
     if n_kept > target:
@@ -398,8 +400,9 @@ class DAPOConfig(GRPOConfig):
         overlong_buffer_len: ``L_cache`` of the soft overlong punishment, or ``None`` for no
             shaping (ours: 4, so traces of up to 24 tokens are free; paper: 4,096).
         overlong_penalty_factor: scale of the punishment (paper: 1).
-        overlong_filtering: drop truncated completions from the loss (paper: off in its final
-            runs and in verl's recipe; on in one row of its Table 1).
+        overlong_filtering: drop truncated completions from the loss (off in verl's recipe,
+            whose documentation says the paper's best run did without it; the paper's Table 1
+            adds it with the other changes).
     """
 
     beta: float = 0.0
