@@ -417,6 +417,8 @@ def evaluate_greedy(
 ) -> GreedyEvaluation:
     """Greedy decoding (``temperature = 0``) on ``problems``; accuracy by :func:`reward`."""
     check_int("batch_size", batch_size, low=1)
+    if len(problems) == 0:
+        raise ValueError("problems must hold at least one Problem to evaluate, got none")
     texts: list[str] = []
     lengths: list[torch.Tensor] = []
     for start in range(0, len(problems), batch_size):
@@ -486,6 +488,8 @@ def evaluate_sampling(
     check_int("n", n, low=1)
     check_int("batch_size", batch_size, low=1)
     check_float("temperature", temperature, low=0.0, low_open=True)
+    if len(problems) == 0:
+        raise ValueError("problems must hold at least one Problem to evaluate, got none")
     texts: list[str] = []
     lengths = []
     for start in range(0, len(problems), batch_size):

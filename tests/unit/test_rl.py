@@ -394,6 +394,14 @@ def test_mean_completion_length_by_hand() -> None:
         mean_completion_length(torch.zeros(0, 3))
 
 
+def test_evaluations_refuse_an_empty_problem_list() -> None:
+    model = tiny_model(7)
+    with pytest.raises(ValueError, match="problems must hold at least one Problem"):
+        evaluate_greedy(model, [])
+    with pytest.raises(ValueError, match="problems must hold at least one Problem"):
+        evaluate_sampling(model, [], n=2)
+
+
 def test_evaluate_greedy_and_sampling_match_one_problem_at_a_time() -> None:
     """Reference: generate() on each prompt alone and the task's reward, one by one."""
     model = tiny_model(7)
