@@ -265,6 +265,14 @@ def run(method: str, seed: int, steps: int, eval_every: int, rm_path: str | None
     }
 
 
+def evaluate_sft() -> dict:
+    """The final evaluation of the SFT checkpoint itself (seed 0): every run's start."""
+    torch.set_num_threads(1)
+    from tutorial_code.checkpoints import load_checkpoint
+
+    return final_evaluation(load_checkpoint("sft"), seed=0)
+
+
 def _run_star(args: tuple) -> dict:
     t0 = time.perf_counter()
     record = run(*args)
@@ -316,13 +324,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--only-sft", action="store_true", help="add the SFT evaluation to an existing output"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from tutorial_code.notebook import cpu_model, machine_summary
+
+    command = "python " + " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
+    if args.only_sft:
+        results = json.loads(args.output.read_text(encoding="utf-8"))
+        results["sft"] = rounded(evaluate_sft())
+        results["sft_command"] = command
+        args.output.write_text(dumps(results), encoding="utf-8")
+        return results
 
     started = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
@@ -338,12 +357,14 @@ def main(argv: list[str] | None = None) -> dict:
                 for s in args.seeds
             ]
             jobs = [pool.apply_async(_run_star, (t,)) for t in tasks if t[0] != "ppo_rm"]
+            sft_job = pool.apply_async(evaluate_sft)
             if rm_job is not None:
                 reward_model = rm_job.get()
                 jobs += [pool.apply_async(_run_star, (t,)) for t in tasks if t[0] == "ppo_rm"]
             records = [job.get() for job in jobs]
+            sft = sft_job.get()
     results = {
-        "command": "python " + " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "command": command,
         "date": datetime.date.today().isoformat(),
         "machine": {"summary": machine_summary(), "cpu": cpu_model(), "jobs": args.jobs},
         "threads": 1,
@@ -354,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         "final_eval": {"test": N_TEST, "sampled": N_SAMPLED, "samples": N_SAMPLES},
         "memory_measure": "resource.getrusage(RUSAGE_SELF).ru_maxrss of a fresh process per run",
         "reward_model": reward_model,
+        "sft": sft,
         "runs": {m: {str(r["seed"]): r for r in records if r["method"] == m} for m in args.methods},
         "total_wall_seconds": time.perf_counter() - started,
     }
