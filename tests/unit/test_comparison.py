@@ -139,3 +139,19 @@ def test_pitfall_models_held_are_not_models_needed(stored) -> None:
     assert dapo["config"]["beta"] == 0.0 and dapo["models_in_memory"] == 2
     assert stored["runs"]["ppo_rm"]["0"]["models_in_memory"] == 4
     assert stored["runs"]["ppo_checker"]["0"]["models_in_memory"] == 3
+
+
+def test_pitfall_timings_vary_between_identical_runs(stored) -> None:
+    """Reference: the two stored runs (experiments/results/comparison_40.json, an earlier run
+    of the same script for 40 updates). Their first 40 updates are the same computation: every
+    validation accuracy agrees exactly, while the training time of the same updates differs
+    by more than half for some run."""
+    earlier = json.loads((RESULTS.parent / "comparison_40.json").read_text(encoding="utf-8"))
+    n = earlier["steps"] // stored["eval_every"] + 1
+    ratios = []
+    for method, seeds in earlier["runs"].items():
+        for seed, run in seeds.items():
+            later = stored["runs"][method][seed]["evals"]
+            assert run["evals"]["accuracy"] == later["accuracy"][:n], (method, seed)
+            ratios.append(run["evals"]["seconds"][-1] / later["seconds"][n - 1])
+    assert max(ratios) > 1.5
