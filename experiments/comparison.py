@@ -34,6 +34,10 @@ Usage::
 
     nice -n 10 python experiments/comparison.py --jobs 2      # experiments/results/comparison.json
     python experiments/comparison.py --methods grpo --seeds 0 --steps 2 --output /tmp/c.json
+    python experiments/comparison.py --only-sft    # (re)evaluate the SFT start into the output
+
+``experiments/results/comparison_40.json`` is an earlier run of this script for 40 updates;
+chapter 11 compares its timings with the 60-update run's.
 """
 
 from __future__ import annotations
