@@ -155,3 +155,16 @@ def test_pitfall_timings_vary_between_identical_runs(stored) -> None:
             assert run["evals"]["accuracy"] == later["accuracy"][:n], (method, seed)
             ratios.append(run["evals"]["seconds"][-1] / later["seconds"][n - 1])
     assert max(ratios) > 1.5
+
+
+def test_pitfall_one_kl_measure_for_every_method(stored) -> None:
+    """Reference: the stored JSON and the definition of KL (zero between a model and itself).
+    The trainers' own logs do not share a KL: offline DPO logs none per step, GRPO and DAPO
+    the exact per-token KL of each batch, PPO its sampled batch's; the final evaluation gives
+    every policy the same exact per-token measure, which is 0 for the SFT start itself."""
+    assert stored["runs"]["dpo"]["0"]["step_kl"] is None
+    assert stored["runs"]["grpo"]["0"]["step_kl"] is not None
+    assert stored["sft"]["kl"] == 0.0
+    for method, seeds in stored["runs"].items():
+        for run in seeds.values():
+            assert 0.0 < run["final"]["kl"] < 1.0, method
