@@ -89,6 +89,7 @@ experiments: install
 	$(BIN)/python experiments/dpo.py
 	$(BIN)/python experiments/grpo.py
 	$(BIN)/python experiments/dapo_ablation.py
+	$(BIN)/python experiments/comparison.py --jobs 2
 	$(BIN)/python experiments/reasoning.py
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
