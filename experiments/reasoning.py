@@ -29,18 +29,31 @@ accuracy; pass@1 and maj@k from ``--route-samples`` samples):
   at the same budget; ``sft_trace``: on the same prompts with the program-written trace in
   every completion (a control: what a perfect teacher of the format gives).
 
+**(c) Best-of-n by a reward model** (``--only-reward-model``, run after (a) and (b); it keeps
+every stored number and adds the key ``reward_model_best_of_n``): chapter 7's reward model
+(:func:`tutorial_code.ppo.train_reward_model` with the default ``RewardModelConfig``, as
+``experiments/ppo.py`` trains it) scores the very samples of part (a), re-created with the
+same seeds (the SFT samples; each GRPO seed re-trained and re-sampled), and the exact
+estimator gives best-of-k by that score. The script asserts that the re-created samples'
+correct counts, pass@k and maj@k equal the stored ones. Also stored: the reward model's
+held-out pairwise accuracy (chapter 7's measurement) and, per policy, its mean score on right
+and wrong samples and how often it ranks a right sample above a wrong one of the same problem.
+
 One thread. Timings are recorded but the chapter quotes none. Everything else is deterministic
 on one machine.
 
 Usage::
 
     python experiments/reasoning.py            # writes experiments/results/reasoning.json
+    python experiments/reasoning.py --only-reward-model   # adds part (c) to that file
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import importlib.util
 import json
 import math
 import re
@@ -65,6 +78,7 @@ from tutorial_code.costs import count_parameters, forward_flops, generation_flop
 from tutorial_code.grpo import GRPOConfig, train_grpo
 from tutorial_code.model import GPTModel
 from tutorial_code.notebook import cpu_model, machine_summary
+from tutorial_code.ppo import RewardModelConfig, score_texts, train_reward_model
 from tutorial_code.reasoning import best_of_n_accuracy, maj_at_k
 from tutorial_code.rl import (
     evaluate_greedy,
@@ -93,6 +107,10 @@ TASKLIKE_BASE = PretrainRecipe(padded_fraction=0.3, three_digit_fraction=0.3)
 DISTILL_TRIES = 4
 #: Problems sampled together (``batch * samples`` rows per generate call).
 BATCH = 100
+#: Chapter 7's reward model (``experiments/ppo.py`` trains it with the default config).
+RM_CONFIG = RewardModelConfig()
+#: SFT samples of this many test problems keep their reward-model scores in the JSON.
+RM_STORED_PROBLEMS = 4
 
 
 def _round(value: float) -> float | None:
@@ -104,10 +122,10 @@ def sample_policy(policy: GPTModel, problems: list, *, n: int, seed: int) -> dic
     """``n`` samples at temperature 1 for each problem, ``BATCH`` problems per call, one
     seeded generator for all calls (so the first ``BATCH`` problems' samples do not depend on
     how many problems follow). Returns per-problem lists: correct flags, parsed answers, mean
-    and summed per-token log-probs, lengths and trace flags."""
+    and summed per-token log-probs, lengths, trace flags and the completion texts."""
     generator = torch.Generator().manual_seed(seed)
     out: dict[str, list] = {k: [] for k in ("correct", "answers", "mean_lp", "sum_lp", "lengths")}
-    out["trace"] = []
+    out["trace"], out["texts"] = [], []
     for start in range(0, len(problems), BATCH):
         chunk = problems[start : start + BATCH]
         gen = generate_completions(
@@ -123,6 +141,7 @@ def sample_policy(policy: GPTModel, problems: list, *, n: int, seed: int) -> dic
             out["correct"].append([reward(problem, t) == 1.0 for t in group])
             out["answers"].append([parse_answer(t) for t in group])
             out["trace"].append([uses_trace(t) for t in group])
+            out["texts"].append(group)
             out["mean_lp"].append(mean_lp[i].tolist())
             out["sum_lp"].append(sum_lp[i].tolist())
             out["lengths"].append(lengths[i].tolist())
@@ -184,6 +203,120 @@ def evaluate(policy: GPTModel, problems: list, *, n: int, seed: int, ks: list[in
         "correct_counts": correct.sum(dim=1).tolist(),
         "curves": scaling_curves(problems, samples, ks),
     }
+
+
+def score_samples(rm, problems: list, samples: dict) -> torch.Tensor:
+    """Reward-model scores ``(P, n)`` of the samples of :func:`sample_policy`."""
+    n = len(samples["texts"][0])
+    prompts = [p.prompt for p in problems for _ in range(n)]
+    texts = [t for group in samples["texts"] for t in group]
+    return score_texts(rm, prompts, texts).view(len(problems), n)
+
+
+def reward_model_summary(scores: torch.Tensor, samples: dict, ks: list[int]) -> dict:
+    """Best-of-k by ``scores`` (exact estimator) for each k, the mean score of right and wrong
+    samples, and the fraction of (right, wrong) sample pairs of the same problem in which the
+    right one scores higher (ties count one half)."""
+    correct = torch.tensor(samples["correct"])
+    scores = scores.double()
+    wins = pairs = 0.0
+    for row, right in zip(scores, correct):
+        diff = row[right][:, None] - row[~right][None, :]
+        wins += (diff > 0).sum().item() + 0.5 * (diff == 0).sum().item()
+        pairs += diff.numel()
+    return {
+        "best_rm": [_round(best_of_n_accuracy(scores, correct, k).mean().item()) for k in ks],
+        "mean_score": _round(scores.mean().item()),
+        "mean_score_right": _round(scores[correct].mean().item()) if correct.any() else None,
+        "mean_score_wrong": _round(scores[~correct].mean().item()) if not correct.all() else None,
+        "same_problem_pairs": int(pairs),
+        "same_problem_pair_accuracy": _round(wins / pairs) if pairs else None,
+    }
+
+
+def check_reproduced(stored: dict, problems: list, samples: dict, ks: list[int]) -> None:
+    """Assert that re-created samples are the stored run's: same correct counts, pass@k, maj@k."""
+    counts = [sum(row) for row in samples["correct"]]
+    if counts != stored["correct_counts"]:
+        same = sum(a == b for a, b in zip(counts, stored["correct_counts"]))
+        raise AssertionError(f"correct counts differ on {len(counts) - same} problems")
+    curves = scaling_curves(problems, samples, ks)
+    for key in ("pass", "maj"):
+        if curves[key] != stored["curves"][key]:
+            raise AssertionError(f"{key} curve differs: {curves[key]} != {stored['curves'][key]}")
+
+
+def held_out_reward_model_accuracy(rm) -> dict:
+    """Chapter 7's measurement of the reward model (``experiments/ppo.py``'s function)."""
+    spec = importlib.util.spec_from_file_location(
+        "ppo_experiment", Path(__file__).parent / "ppo.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.evaluate_reward_model(rm)
+    keys = ("held_out_problems", "held_out_pairs", "held_out_accuracy", "correlation_with_checker")
+    return {k: _round(out[k]) if isinstance(out[k], float) else out[k] for k in keys}
+
+
+def reward_model_best_of_n(results: dict, command: str) -> dict:
+    """Part (c): best-of-k by chapter 7's reward model on part (a)'s samples, re-created."""
+    started = time.perf_counter()
+
+    def note(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
+
+    if results["grpo_config"] != GRPO.to_dict():
+        raise ValueError("the stored run used another GRPO config")
+    test = sample_problems(results["test_problems"], split="test")
+    n, steps = results["samples"], results["grpo_steps"]
+    ks = results["sft"]["curves"]["k"]
+    policies = [("sft", None, results["sft"])] + [
+        ("sft_rl", r["seed"], r["final"]) for r in results["routes"]["sft_rl"]
+    ]
+    samples, seconds = {}, {}
+    for name, seed, stored in policies:
+        began = time.perf_counter()
+        if seed is None:
+            policy = load_checkpoint("sft")
+        else:
+            policy, _ = grpo_run(load_checkpoint("sft"), seed, steps)
+        samples[name, seed] = sample_policy(policy, test, n=n, seed=stored["sampling_seed"])
+        check_reproduced(stored, test, samples[name, seed], ks)
+        seconds[f"{name}_{seed}"] = time.perf_counter() - began
+        note(f"{name} seed {seed}: samples reproduced ({seconds[f'{name}_{seed}']:.0f} s)")
+    began = time.perf_counter()
+    rm, record = train_reward_model(RM_CONFIG)
+    seconds["train_reward_model"] = time.perf_counter() - began
+    held_out = held_out_reward_model_accuracy(rm)
+    note(f"reward model: held-out pair accuracy {held_out['held_out_accuracy']:.4f}")
+    out: dict = {
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "machine": {"summary": machine_summary(), "cpu": cpu_model()},
+        "threads": torch.get_num_threads(),
+        "reward_model_config": dataclasses.asdict(RM_CONFIG),
+        "reward_model_pairs": record["pairs"],
+        "reward_model_normalisation": {k: _round(v) for k, v in record["normalisation"].items()},
+        **held_out,
+        "k": ks,
+        "stored_problems": RM_STORED_PROBLEMS,
+        "sft_rl": [],
+    }
+    for name, seed, _ in policies:
+        began = time.perf_counter()
+        scores = score_samples(rm, test, samples[name, seed])
+        entry = reward_model_summary(scores, samples[name, seed], ks)
+        if seed is None:
+            first = scores[:RM_STORED_PROBLEMS]
+            entry["first_scores"] = [[_round(v) for v in row] for row in first.tolist()]
+            out["sft"] = entry
+        else:
+            out["sft_rl"].append({"seed": seed, **entry})
+        seconds[f"score_{name}_{seed}"] = time.perf_counter() - began
+        note(f"{name} seed {seed}: best-of-{ks[-1]} by the reward model {entry['best_rm'][-1]:.4f}")
+    out["seconds"] = seconds
+    out["total_seconds"] = time.perf_counter() - started
+    return out
 
 
 def grpo_run(start: GPTModel, seed: int, steps: int) -> tuple[GPTModel, dict]:
@@ -270,14 +403,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weak-start-steps", type=int, default=100)
     parser.add_argument("--pretrain-steps", type=int, default=TASKLIKE_BASE.steps)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--only-reward-model",
+        action="store_true",
+        help="read the stored results and add best-of-n by chapter 7's reward model",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    command = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])
+    if args.only_reward_model:
+        results = json.loads(args.output.read_text(encoding="utf-8"))
+        results["reward_model_best_of_n"] = reward_model_best_of_n(results, command)
+        args.output.write_text(dumps(results), encoding="utf-8")
+        return results
     started = time.perf_counter()
     test = sample_problems(args.test_problems, split="test")
     ks = list(range(1, args.samples // 2 + 1))
     route_ks = list(range(1, args.route_samples // 2 + 1))
     results: dict = {
-        "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "command": command,
         "date": datetime.date.today().isoformat(),
         "machine": {"summary": machine_summary(), "cpu": cpu_model()},
         "threads": torch.get_num_threads(),

@@ -8,6 +8,7 @@ in the docstrings, and Chen et al.'s pass@k (:func:`tutorial_code.rl.pass_at_k`)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -21,6 +22,7 @@ import torch
 from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.checkpoints.recipes import SFTRecipe, sft_examples
 from tutorial_code.grpo import train_grpo
+from tutorial_code.ppo import train_reward_model
 from tutorial_code.reasoning import best_of_n, best_of_n_accuracy, maj_at_k, majority_vote
 from tutorial_code.rl import pass_at_k
 from tutorial_code.task import sample_problems
@@ -311,3 +313,45 @@ def test_stored_experiment_supports_the_chapter() -> None:
         assert all(p >= m - 1e-9 for p, m in zip(curves["pass"], curves["maj"]))
     zero_signal = [min(r["log"]["frac_reward_zero_std"]) for r in stored["routes"]["rl_from_base"]]
     assert min(zero_signal) > 0.8
+
+
+def test_best_of_n_by_the_reward_model_slice_reproduces() -> None:
+    """Reference: the ``reward_model_best_of_n`` record of experiments/results/reasoning.json,
+    written by ``experiments/reasoning.py --only-reward-model``.
+
+    Re-run: chapter 7's reward model (same config, so the same training; its normalisation
+    must match), the SFT checkpoint's samples for the first 100 test problems (same seed), and
+    the reward model's scores of the first problems' samples, which the JSON stores. A sampled
+    token can rarely flip on another CPU, so nine in ten scores must match.
+    """
+    stored = json.loads(RESULTS.read_text())
+    run = stored["reward_model_best_of_n"]
+    experiment = _experiment_module()
+    assert run["reward_model_config"] == dataclasses.asdict(experiment.RM_CONFIG)
+    rm, record = train_reward_model(experiment.RM_CONFIG)
+    assert record["pairs"] == run["reward_model_pairs"]
+    for key, value in run["reward_model_normalisation"].items():
+        assert record["normalisation"][key] == pytest.approx(value, rel=1e-3), key
+    test = sample_problems(stored["test_problems"], split="test")[: experiment.BATCH]
+    samples = experiment.sample_policy(
+        load_checkpoint("sft"), test, n=stored["samples"], seed=stored["sft"]["sampling_seed"]
+    )
+    m = run["stored_problems"]
+    scores = experiment.score_samples(rm, test[:m], {"texts": samples["texts"][:m]})
+    want = torch.tensor(run["sft"]["first_scores"])
+    close = torch.isclose(scores.double(), want.double(), rtol=1e-3, atol=1e-3)
+    assert close.double().mean().item() >= 0.9, (scores, want)
+
+
+def test_stored_reward_model_curves_are_consistent() -> None:
+    """Reference: the stored JSON and pass@k. Best-of-1 by any scorer is one sample's
+    accuracy (pass@1); best-of-k by the reward model never beats the oracle (pass@k)."""
+    stored = json.loads(RESULTS.read_text())
+    run = stored["reward_model_best_of_n"]
+    finals = [stored["sft"]] + [r["final"] for r in stored["routes"]["sft_rl"]]
+    rows = [run["sft"]] + run["sft_rl"]
+    assert [r["seed"] for r in run["sft_rl"]] == [r["seed"] for r in stored["routes"]["sft_rl"]]
+    assert run["k"] == stored["sft"]["curves"]["k"]
+    for final, row in zip(finals, rows):
+        assert row["best_rm"][0] == pytest.approx(final["pass@1"], abs=1e-6)
+        assert all(b <= p + 1e-6 for b, p in zip(row["best_rm"], final["curves"]["pass"]))
