@@ -91,6 +91,7 @@ experiments: install
 	$(BIN)/python experiments/dapo_ablation.py
 	$(BIN)/python experiments/comparison.py --jobs 2
 	$(BIN)/python experiments/reasoning.py
+	$(BIN)/python experiments/reasoning.py --only-reward-model
 	$(BIN)/torchrun --nproc_per_node=2 experiments/ddp.py
 
 clean:
