@@ -49,7 +49,6 @@ import gc
 import json
 import multiprocessing
 import os
-import re
 import resource
 import sys
 import tempfile
@@ -58,6 +57,8 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from tutorial_code.records import dumps, rounded
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "experiments" / "results" / "comparison.json"
@@ -290,24 +291,6 @@ def _run_star(args: tuple) -> dict:
     return record
 
 
-def rounded(value: object) -> object:
-    """Floats to 7 significant digits (float32 carries about that many)."""
-    if isinstance(value, float):
-        return float(f"{value:.7g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
-def dumps(results: dict) -> str:
-    """JSON with one line per list of numbers."""
-    text = json.dumps(results, indent=1, allow_nan=False)
-    flat = re.compile(r"\[\s+([^\[\]{}\"]*?)\s+\]")
-    return flat.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
-
-
 def train_rm(path: str) -> dict:
     """Train the reward model once, save it with its training time; its record."""
     torch.set_num_threads(1)
@@ -344,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         results = json.loads(args.output.read_text(encoding="utf-8"))
         results["sft"] = rounded(evaluate_sft())
         results["sft_command"] = command
-        args.output.write_text(dumps(results), encoding="utf-8")
+        args.output.write_text(dumps(results, allow_nan=False), encoding="utf-8")
         return results
 
     started = time.perf_counter()
@@ -385,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     results = rounded(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(dumps(results), encoding="utf-8")
+    args.output.write_text(dumps(results, allow_nan=False), encoding="utf-8")
     print(f"wrote {args.output} in {results['total_wall_seconds']:.0f} s", flush=True)
     return results
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import torch
 from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.dpo import DPOConfig, DPOTrainer, sample_pairs
 from tutorial_code.notebook import cpu_model, machine_summary
+from tutorial_code.records import dumps, rounded
 from tutorial_code.rl import evaluate_greedy, evaluate_sampling
 from tutorial_code.task import sample_problems
 
@@ -78,30 +77,9 @@ RUNS: dict[str, Run] = {
 }
 
 
-def rounded(value: object, digits: int = 6) -> object:
-    """Floats rounded for a smaller JSON (6 decimals is far below seed-to-seed noise)."""
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
 def columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     """Per-step rows as one list per key (a smaller, still complete JSON)."""
     return {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
-
-
-def dumps(results: dict) -> str:
-    """JSON with one line per list of numbers."""
-    text = json.dumps(results, indent=1)
-    return re.sub(
-        r"\[\s*([-0-9.e,\s]+?)\s*\]",
-        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
-        text,
-    )
 
 
 def eval_pairs() -> list[dict[str, str]]:
@@ -239,9 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": time.perf_counter() - start,
         "total_cpu_seconds": time.process_time() - cpu_start,
     }
-    results = rounded(results)
+    results = rounded(results, decimals=6)  # far below seed-to-seed noise
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(dumps(results) + "\n", encoding="utf-8")
+    args.output.write_text(dumps(results), encoding="utf-8")
     print(
         f"wrote {args.output} in {results['total_seconds']:.0f} s "
         f"({results['total_cpu_seconds']:.0f} s of CPU time)",

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import math
-import re
+import functools
 import sys
 import time
 from pathlib import Path
@@ -40,11 +38,15 @@ from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.grpo import GRPOConfig, train_grpo
 from tutorial_code.model import GPTModel
 from tutorial_code.notebook import cpu_model, machine_summary
+from tutorial_code.records import dumps, rounded
 from tutorial_code.rl import evaluate_greedy, evaluate_sampling
 from tutorial_code.task import sample_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "experiments" / "results" / "grpo.json"
+
+#: Seven significant digits (float32 carries about that many); NaN stored as null.
+_round = functools.partial(rounded, nan_to_none=True)
 
 BASELINE = GRPOConfig()
 RUNS: dict[str, GRPOConfig] = {
@@ -78,11 +80,6 @@ STEP_KEYS = (
 )
 TEST_PROBLEMS = 500
 SAMPLES = 8
-
-
-def _round(value: float) -> float | None:
-    """Seven significant digits (float32 carries about that many); None for nan."""
-    return None if math.isnan(value) else float(f"{value:.7g}")
 
 
 def final_evaluation(policy: GPTModel, *, sampling_seed: int) -> dict[str, float]:
@@ -120,13 +117,6 @@ def run(name: str, seed: int, steps: int, *, eval_every: int = 10) -> dict:
     record["evals"]["step"] = [row["step"] for row in log.evals]
     record["final"] = final_evaluation(policy, sampling_seed=1000 + seed)
     return record
-
-
-def dumps(results: dict) -> str:
-    """JSON with one line per list of numbers (columns of a log), indented elsewhere."""
-    text = json.dumps(results, indent=1)
-    flat = re.compile(r"\[\s+([^\[\]{}\"]*?)\s+\]")
-    return flat.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:

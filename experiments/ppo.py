@@ -52,6 +52,7 @@ from tutorial_code.ppo import (
     score_texts,
     train_reward_model,
 )
+from tutorial_code.records import rounded
 from tutorial_code.rl import (
     evaluate_greedy,
     evaluate_sampling,
@@ -83,17 +84,6 @@ RUNS: dict[str, tuple[dict, str, int]] = {
 }
 #: ``--only`` choices: ``rm`` (train and measure the reward model) and the runs.
 SECTIONS = ("rm", *RUNS)
-
-
-def rounded(value: object) -> object:
-    """Floats to 7 significant digits (the JSON stays small; float32 has about 7)."""
-    if isinstance(value, float):
-        return float(f"{value:.7g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def evaluate_reward_model(rm: RewardModel, seed: int = 1) -> dict:

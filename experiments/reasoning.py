@@ -53,10 +53,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import importlib.util
 import json
-import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -80,6 +79,7 @@ from tutorial_code.model import GPTModel
 from tutorial_code.notebook import cpu_model, machine_summary
 from tutorial_code.ppo import RewardModelConfig, score_texts, train_reward_model
 from tutorial_code.reasoning import best_of_n_accuracy, maj_at_k
+from tutorial_code.records import dumps, rounded
 from tutorial_code.rl import (
     evaluate_greedy,
     generate_completions,
@@ -99,6 +99,9 @@ from tutorial_code.task import (
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "experiments" / "results" / "reasoning.json"
 
+#: Seven significant digits (float32 carries about that many); NaN stored as null.
+_round = functools.partial(rounded, nan_to_none=True)
+
 GRPO = GRPOConfig()
 #: A base pre-trained on task-like text: 30 % of the documents zero-padded to three digits,
 #: 30 % with three-digit operands (the shipped base has 0 % of each).
@@ -111,11 +114,6 @@ BATCH = 100
 RM_CONFIG = RewardModelConfig()
 #: SFT samples of this many test problems keep their reward-model scores in the JSON.
 RM_STORED_PROBLEMS = 4
-
-
-def _round(value: float) -> float | None:
-    """Seven significant digits; None for nan."""
-    return None if math.isnan(value) else float(f"{value:.7g}")
 
 
 def sample_policy(policy: GPTModel, problems: list, *, n: int, seed: int) -> dict:
@@ -383,13 +381,6 @@ def distillation_set(teacher: GPTModel, seed: int) -> tuple[list[str], list[str]
         "trace_fraction": sum(uses_trace(c) for c in completions) / max(1, len(completions)),
     }
     return prompts, completions, stats
-
-
-def dumps(results: dict) -> str:
-    """JSON with one line per list of numbers, indented elsewhere."""
-    text = json.dumps(results, indent=1)
-    flat = re.compile(r"\[\s+([^\[\]{}\"]*?)\s+\]")
-    return flat.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
