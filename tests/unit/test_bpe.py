@@ -8,7 +8,6 @@ training order for the rank-based encoder; tiktoken's GPT-2 encoding for
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import random
@@ -22,6 +21,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.paths import load_script
 from tutorial_code import bpe
 from tutorial_code.bpe import (
     GPT2_PATTERN,
@@ -454,10 +454,7 @@ def test_generated_corpora_have_exactly_n_chars(n: int, seed: int) -> None:
 
 def load_benchmark_script():
     """benchmarks/bpe.py as a module (the benchmarks folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("bpe_benchmark", ROOT / "benchmarks" / "bpe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bpe.py")
 
 
 STORED_BENCHMARK = ROOT / "benchmarks" / "results" / "bpe.json"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.paths import load_script
 from tutorial_code.rl import PolicyTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,12 +15,7 @@ RESULTS = ROOT / "experiments" / "results" / "comparison.json"
 
 
 def _experiment_module():
-    spec = importlib.util.spec_from_file_location(
-        "comparison_experiment", ROOT / "experiments" / "comparison.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/comparison.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ near-duplicate leakage, and a slice of experiments/data_cleaning.py against its 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
+from tests.paths import load_script
 from tutorial_code.corpora import chinese_text, english_text
 from tutorial_code.datapipe import (
     BOILERPLATE_LINES,
@@ -364,12 +363,7 @@ def test_clean_corpus_removes_the_junk_and_keeps_one_copy_of_almost_every_page()
 def test_rerunning_the_cleaning_stage_reproduces_the_stored_statistics() -> None:
     """A slice of experiments/data_cleaning.py: its corpus and cleaning (no training) give the
     stored statistics exactly; the stored training runs show cleaning helping on every seed."""
-    spec = importlib.util.spec_from_file_location(
-        "data_cleaning", ROOT / "experiments" / "data_cleaning.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_script("experiments/data_cleaning.py")
     stored = json.loads(
         (ROOT / "experiments" / "results" / "data_cleaning.json").read_text(encoding="utf-8")
     )

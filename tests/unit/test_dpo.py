@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.paths import load_script
 from tests.unit.test_rl import TINY
 from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.dpo import (
@@ -609,16 +610,7 @@ def test_sample_pairs_drops_samples_that_wrote_the_padding_character(monkeypatch
 
 
 def _script():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "experiments" / "dpo.py"
-    spec = importlib.util.spec_from_file_location("experiment_dpo", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/dpo.py")
 
 
 def test_stored_experiment_replays_its_first_steps() -> None:

@@ -7,7 +7,6 @@ completions and tokens, and hand-built ratios for the clip fractions.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.paths import load_script
 from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.grpo import (
     GRPOConfig,
@@ -605,12 +605,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _experiment_module():
-    spec = importlib.util.spec_from_file_location(
-        "grpo_experiment", ROOT / "experiments" / "grpo.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/grpo.py")
 
 
 def test_the_first_steps_of_the_stored_baseline_run_reproduce() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import statistics
@@ -13,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from tests.paths import load_script
 from tutorial_code.costs import PUBLISHED_SHAPES, forward_flops, kv_cache_bytes
 from tutorial_code.generation import generate
 from tutorial_code.kv_cache import (
@@ -580,10 +580,7 @@ STORED_BENCHMARK = ROOT / "benchmarks" / "results" / "kv_cache.json"
 
 def load_benchmark_script():
     """benchmarks/kv_cache.py as a module (the benchmarks folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("kv_benchmark", ROOT / "benchmarks" / "kv_cache.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/kv_cache.py")
 
 
 def test_the_stored_benchmark_meets_the_bar() -> None:

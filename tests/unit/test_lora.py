@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.paths import load_script
 from tutorial_code.costs import count_parameters
 from tutorial_code.lora import (
     DoRALinear,
@@ -499,14 +500,11 @@ def test_stored_lora_experiment_matches_a_short_rerun() -> None:
     """Reference: experiments/results/lora.json. Five pre-training steps and five DoRA steps
     on the same schedule reproduce the stored check; the stored runs cover every method, rank
     and seed, and their trainable-parameter and optimizer-state counts follow by hand."""
-    import importlib.util
     import json
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "experiments" / "lora.py"
-    spec = importlib.util.spec_from_file_location("experiment_lora", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("experiments/lora.py")
     stored = json.loads((path.parent / "results" / "lora.json").read_text(encoding="utf-8"))
     torch.set_num_threads(1)
     rerun = script.check_slice(

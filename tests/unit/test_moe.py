@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.paths import ROOT, load_script
 from tutorial_code.costs import MOE_SHAPES, MoEShape, count_active_parameters, count_parameters
 from tutorial_code.model import GPTConfig, GPTModel
 from tutorial_code.moe import (
@@ -348,25 +349,14 @@ def test_bad_arguments_raise_clear_errors() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def load_script(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, path.parent / "results" / f"{name}.json"
-
-
 def test_stored_moe_experiment_matches_a_short_rerun() -> None:
     """Reference: experiments/results/moe.json. The first five steps of seed 0's mixture
     (same data, initial weights, batches and schedule) reproduce the stored losses; the stored
     runs are complete and consistent with the parameter counts computed here."""
     import json
 
-    script, path = load_script("moe")
-    stored = json.loads(path.read_text(encoding="utf-8"))
+    script = load_script("experiments/moe.py")
+    stored = json.loads((ROOT / "experiments" / "results" / "moe.json").read_text(encoding="utf-8"))
     data = script.corpus()
     assert stored["vocab_size"] == data["vocab_size"]
     torch.set_num_threads(1)

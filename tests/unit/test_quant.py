@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from tests.paths import load_script
 from tutorial_code.costs import linear_bytes, state_dict_bytes
 from tutorial_code.model import GPTConfig, GPTModel
 from tutorial_code.quant import (
@@ -516,13 +517,10 @@ def test_stored_gpt_weights_match_their_record_and_a_rerun_slice(tmp_path: Path)
 def test_stored_benchmark_is_complete_and_its_bytes_match_a_rerun() -> None:
     """Reference: benchmarks/quant.py's own byte accounting, re-run here (bytes are exact and
     do not depend on the machine), and the medians recomputed from the stored raw timings."""
-    import importlib.util
     import statistics
 
     record = json.loads((ROOT / "benchmarks/results/quant.json").read_text())
-    spec = importlib.util.spec_from_file_location("bench_quant", ROOT / "benchmarks/quant.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/quant.py")
     assert bench.bytes_table(bench.book_gpt_config()) == record["bytes"]
     assert record["repeats"] >= 7 and record["threads"] == record["machine"]["torch_threads"]
     for key, cell in record["table"].items():

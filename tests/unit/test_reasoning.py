@@ -9,7 +9,6 @@ in the docstrings, and Chen et al.'s pass@k (:func:`tutorial_code.rl.pass_at_k`)
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.paths import load_script
 from tutorial_code.checkpoints import load_checkpoint
 from tutorial_code.checkpoints.recipes import SFTRecipe, sft_examples
 from tutorial_code.grpo import train_grpo
@@ -254,12 +254,7 @@ RESULTS = ROOT / "experiments" / "results" / "reasoning.json"
 
 
 def _experiment_module():
-    spec = importlib.util.spec_from_file_location(
-        "reasoning_experiment", ROOT / "experiments" / "reasoning.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/reasoning.py")
 
 
 def test_a_slice_of_the_stored_experiment_reproduces() -> None:

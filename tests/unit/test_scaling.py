@@ -5,10 +5,8 @@ point re-run, and one test behind each pitfall of chapter 1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tests.paths import load_script
 from tutorial_code import costs, scaling
 from tutorial_code.corpora import tiny_stories
 from tutorial_code.costs import gpt_parameter_count, training_flops_per_token
@@ -514,10 +513,7 @@ def test_stored_sweep_has_bracketed_isoflop_profiles() -> None:
 
 def test_rerunning_the_cheapest_sweep_point_matches_the_stored_loss() -> None:
     """Re-run one point of experiments/isoflop.py (its own functions, same seeds and data)."""
-    spec = importlib.util.spec_from_file_location("isoflop", ROOT / "experiments" / "isoflop.py")
-    isoflop = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = isoflop  # dataclasses look their module up there
-    spec.loader.exec_module(isoflop)
+    isoflop = load_script("experiments/isoflop.py")
     sweep = load_sweep()
     point = min(sweep["runs"], key=lambda r: r["train_seconds"])
     torch.set_num_threads(1)
